@@ -1,0 +1,27 @@
+"""The ``aiclassify`` console script: ``aiclassify <command> [options]``."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "train": ("aiclassify.train", "train a model from a config"),
+    "predict": ("aiclassify.predict", "classify image files with a trained run"),
+    "demo-data": ("aiclassify.data.demo_cli", "write the embedded demo dataset or sample images"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch to the module of the named command."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        lines = [f"  {name:<10} {help_text}" for name, (_, help_text) in COMMANDS.items()]
+        print("usage: aiclassify <command> [options]\n\ncommands:\n" + "\n".join(lines))
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    module = importlib.import_module(COMMANDS[argv[0]][0])
+    return module.main(argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

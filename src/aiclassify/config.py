@@ -1,0 +1,179 @@
+"""Typed, frozen configuration schema and strict YAML loading.
+
+Defaults live here and nowhere else; YAML files and ``--set`` options only override them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+
+
+class ConfigError(ValueError):
+    """A configuration file or override does not match the schema."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the images come from and how they are split and fed."""
+
+    source: str = "folder"  # "folder": images under `path`; "demo": the embedded demo dataset
+    dataset: str = ""  # Kaggle dataset key (faces, general, cifake) used for download hints
+    path: str = ""  # dataset root; for `demo`, where to write it (default: the user cache)
+    image_size: int = 224
+    val_fraction: float = 0.14  # carved from train when the dataset has no validation split
+    test_fraction: float = 0.15  # carved when the dataset has no test split
+    cache: str = "memory"  # memory | disk | none
+    shuffle_buffer: int = 10_000
+    demo_images_per_class: int = 1200  # only for source: demo
+    demo_image_size: int = 32  # only for source: demo
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which registered architecture to build, and its options."""
+
+    name: str = "cnn5"
+    dropout: float = 0.5
+    padding: str = "same"  # cnn_small* only: same | valid
+    bn_momentum: float = 0.99  # Keras default; 0.9 lets short runs on small data converge
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation, callbacks, precision and distribution."""
+
+    epochs: int = 10
+    batch_size: int = 32
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    precision: str = "float32"  # float32 | mixed_float16
+    distribute: str = "none"  # none | mirrored | multi_worker
+    early_stopping_patience: int = 3
+    monitor: str = "val_loss"
+    seed: int = 42
+    tensorboard: bool = False
+    verbose: int = 2  # Keras fit verbosity: 2 prints one line per epoch
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """What is exported at the end of a run."""
+
+    saved_model: bool = True
+    threshold: float = 0.5
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration of one training run."""
+
+    name: str = "run"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+
+
+def resolve_config_path(name_or_path: str | Path) -> Path:
+    """Return the config file for a path, or for a bare name looked up in ``configs/``."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    directories = (Path.cwd() / "configs", CONFIG_DIR)
+    candidates = [d / n for d in directories for n in (path, Path(f"{path}.yaml"))]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    available = sorted(p.name for p in CONFIG_DIR.glob("*.yaml"))
+    raise ConfigError(f"Config file not found: {name_or_path}. Shipped configs: {available}")
+
+
+def load_config(name_or_path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> Config:
+    """Load defaults, then a YAML file of overrides, then ``key.sub=value`` overrides."""
+    tree: dict[str, Any] = {}
+    source = "defaults"
+    if name_or_path is not None:
+        path = resolve_config_path(name_or_path)
+        source = str(path)
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{source}: the top level must be a mapping, got {type(loaded).__name__}")
+        tree = loaded
+        tree.setdefault("name", path.stem)
+    for override in overrides:
+        _apply_override(tree, override)
+    return from_dict(Config, tree, source)
+
+
+def _apply_override(tree: dict[str, Any], override: str) -> None:
+    key, sep, raw = override.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"Override must look like section.key=value. Received: {override!r}")
+    *parents, leaf = key.strip().split(".")
+    node = tree
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"Cannot override {key!r}: {part!r} is not a section")
+    node[leaf] = yaml.safe_load(raw) if raw.strip() else ""
+
+
+def from_dict(schema: type, values: dict[str, Any], source: str, prefix: str = "") -> Any:
+    """Build the dataclass ``schema`` from ``values``, rejecting unknown keys and wrong types."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: '{prefix.rstrip('.') or 'top level'}' must be a mapping")
+    hints = typing.get_type_hints(schema)
+    names = {f.name for f in dataclasses.fields(schema)}
+    kwargs = {}
+    for key, value in values.items():
+        dotted = f"{prefix}{key}"
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" Did you mean '{prefix}{close[0]}'?" if close else ""
+            raise ConfigError(
+                f"{source}: unknown key '{dotted}'.{hint} Valid keys here: {sorted(names)}"
+            )
+        expected = hints[key]
+        if dataclasses.is_dataclass(expected):
+            kwargs[key] = from_dict(expected, value, source, f"{dotted}.")
+        else:
+            kwargs[key] = _check_type(value, expected, dotted, source)
+    return schema(**kwargs)
+
+
+def _check_type(value: Any, expected: Any, dotted: str, source: str) -> Any:
+    if isinstance(expected, types.UnionType):
+        allowed = typing.get_args(expected)
+    else:
+        allowed = (expected,)
+    for kind in allowed:
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if kind is int and isinstance(value, bool):
+            continue
+        if isinstance(value, kind):
+            return value
+    names = " or ".join(k.__name__ for k in allowed)
+    raise ConfigError(
+        f"{source}: '{dotted}' must be {names}. Received: {value!r} ({type(value).__name__})"
+    )
+
+
+def to_dict(config: Config) -> dict[str, Any]:
+    """The resolved configuration as plain data."""
+    return dataclasses.asdict(config)
+
+
+def save_config(config: Config, path: Path) -> None:
+    """Write the fully resolved configuration as YAML."""
+    path.write_text(yaml.safe_dump(to_dict(config), sort_keys=False))

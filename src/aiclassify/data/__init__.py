@@ -1,0 +1,1 @@
+"""Datasets: discovery of splits, validation of files, the demo set and tf.data pipelines."""

@@ -1,0 +1,184 @@
+"""Find the splits and class folders of an image dataset on disk.
+
+A dataset is any folder holding ``real`` and ``fake`` class folders (any letter case), either
+directly or under split folders (``train``, ``valid``/``val``/``validation``, ``test``). The folder
+may sit a few levels down, as in the Kaggle archives (``real_vs_fake/real-vs-fake/train/real``).
+Splits the dataset lacks are carved from the others by a seeded, per-class split.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+REAL_NAMES = frozenset({"real"})
+FAKE_NAMES = frozenset({"fake", "ai", "ai-generated", "ai_generated", "generated", "synthetic"})
+SPLIT_NAMES = {
+    "train": "train",
+    "training": "train",
+    "valid": "validation",
+    "val": "validation",
+    "validation": "validation",
+    "test": "test",
+    "testing": "test",
+}
+SPLITS = ("train", "validation", "test")
+MAX_SEARCH_DEPTH = 3
+
+
+class LayoutError(ValueError):
+    """The folder does not hold a dataset of real and fake class folders."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image file and its label (0 real, 1 AI-generated)."""
+
+    path: str
+    label: int
+
+
+@dataclass(frozen=True)
+class DatasetSplits:
+    """Samples per split, and where they came from."""
+
+    root: Path
+    splits: dict[str, list[Sample]]
+    class_folders: dict[str, str]
+    carved_splits: tuple[str, ...] = ()
+    split_folders: dict[str, str] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Number of images per split and class."""
+        return {
+            split: {
+                "real": sum(1 for s in samples if s.label == 0),
+                "ai-generated": sum(1 for s in samples if s.label == 1),
+            }
+            for split, samples in self.splits.items()
+        }
+
+
+def class_dirs(directory: Path) -> dict[str, Path] | None:
+    """Map ``real``/``fake`` to the class folders directly inside ``directory``, if both exist."""
+    found: dict[str, Path] = {}
+    for child in _subdirs(directory):
+        lowered = child.name.lower()
+        if lowered in REAL_NAMES:
+            found.setdefault("real", child)
+        elif lowered in FAKE_NAMES:
+            found.setdefault("fake", child)
+    return found if len(found) == 2 else None
+
+
+def split_dirs(directory: Path) -> dict[str, Path] | None:
+    """Map split names to split folders inside ``directory`` that each hold both class folders."""
+    found = {
+        SPLIT_NAMES[child.name.lower()]: child
+        for child in _subdirs(directory)
+        if child.name.lower() in SPLIT_NAMES and class_dirs(child)
+    }
+    return found or None
+
+
+def find_dataset_root(root: Path) -> Path:
+    """The folder at or below ``root`` that holds split folders or class folders."""
+    root = Path(root)
+    if not root.is_dir():
+        raise LayoutError(f"Dataset folder does not exist: {root}")
+    frontier = [root]
+    for _ in range(MAX_SEARCH_DEPTH + 1):
+        matches = [d for d in frontier if split_dirs(d) or class_dirs(d)]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise LayoutError(
+                f"Several datasets found under {root}: {[str(m) for m in matches]}. "
+                "Point data.path at one of them."
+            )
+        frontier = [child for d in frontier for child in _subdirs(d)]
+    top = sorted(child.name for child in _subdirs(root))[:20]
+    raise LayoutError(
+        f"No dataset found under {root}: expected class folders 'real' and 'fake' (any case), "
+        f"optionally inside split folders 'train', 'valid'/'val', 'test'. Found folders: {top}"
+    )
+
+
+def list_images(directory: Path) -> list[str]:
+    """All non-hidden files below ``directory``, sorted; unreadable ones are weeded out later."""
+    paths = []
+    for folder, subfolders, files in os.walk(directory):
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        paths.extend(os.path.join(folder, f) for f in files if not f.startswith("."))
+    return sorted(paths)
+
+
+def load_splits(
+    root: Path, val_fraction: float, test_fraction: float, seed: int
+) -> DatasetSplits:
+    """Discover the dataset under ``root`` and return its train/validation/test samples."""
+    for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0.0 <= value < 1.0:
+            raise ValueError(f"{name} must be in [0, 1). Received: {name}={value}")
+    if val_fraction + test_fraction >= 1.0:
+        raise ValueError(
+            "val_fraction + test_fraction must leave images for training. "
+            f"Received: val_fraction={val_fraction}, test_fraction={test_fraction}"
+        )
+    dataset_root = find_dataset_root(root)
+    folders = split_dirs(dataset_root) or {"train": dataset_root}
+    if "train" not in folders:
+        raise LayoutError(f"{dataset_root} has split folders {sorted(folders)} but no 'train' split.")
+    splits: dict[str, list[Sample]] = {}
+    class_folders: dict[str, str] = {}
+    for split, folder in folders.items():
+        classes = class_dirs(folder)
+        class_folders.update({label: path.name for label, path in classes.items()})
+        splits[split] = [
+            Sample(path, label)
+            for label, key in enumerate(("real", "fake"))
+            for path in list_images(classes[key])
+        ]
+    carved = tuple(s for s in ("test", "validation") if s not in splits)
+    fractions = {"test": test_fraction, "validation": val_fraction}
+    remaining_share = 1.0
+    for split in carved:
+        share = fractions[split] / remaining_share
+        splits["train"], splits[split] = _carve(splits["train"], share, seed)
+        remaining_share -= fractions[split]
+    rng = np.random.default_rng(seed)
+    shuffled = {name: _shuffled(splits[name], rng) for name in SPLITS if name in splits}
+    return DatasetSplits(
+        root=dataset_root,
+        splits=shuffled,
+        class_folders=class_folders,
+        carved_splits=carved,
+        split_folders={name: str(path) for name, path in folders.items()},
+    )
+
+
+def _carve(samples: list[Sample], share: float, seed: int) -> tuple[list[Sample], list[Sample]]:
+    """Split ``share`` of each class off ``samples``, the same way for the same files and seed."""
+    kept: list[Sample] = []
+    taken: list[Sample] = []
+    for label in (0, 1):
+        members = sorted((s for s in samples if s.label == label), key=lambda s: s.path)
+        order = np.random.default_rng(seed + label).permutation(len(members))
+        count = int(round(len(members) * share))
+        taken.extend(members[i] for i in order[:count])
+        kept.extend(members[i] for i in order[count:])
+    return kept, taken
+
+
+def _shuffled(samples: list[Sample], rng: np.random.Generator) -> list[Sample]:
+    return [samples[i] for i in rng.permutation(len(samples))]
+
+
+def _subdirs(directory: Path) -> list[Path]:
+    try:
+        return sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:
+        return []

@@ -1,0 +1,65 @@
+"""Export a trained model as a TensorFlow SavedModel that takes encoded image bytes."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from aiclassify.preprocessing import decode_batch
+
+BYTES_SIGNATURE = "serving_default"
+PIXELS_SIGNATURE = "serve_pixels"
+OUTPUT_KEY = "probability_ai"
+
+
+def build_archive(model: keras.Model, image_size: int) -> keras.export.ExportArchive:
+    """An export archive with a bytes signature (the default) and a raw-pixels signature.
+
+    ``serving_default`` takes ``image_bytes``, a 1-D string tensor of encoded JPEG, PNG, WebP,
+    BMP or GIF images (the ``_bytes`` suffix lets TensorFlow Serving's REST API accept
+    ``{"b64": ...}``); ``serve_pixels`` takes ``pixels``, float32 0-255 RGB of shape
+    (batch, image_size, image_size, 3). Both return ``probability_ai`` of shape (batch,).
+    """
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+
+    @tf.function(input_signature=[tf.TensorSpec((None,), tf.string, name="image_bytes")])
+    def serve_bytes(image_bytes):
+        pixels = tf.cast(decode_batch(image_bytes, image_size), tf.float32)
+        return {OUTPUT_KEY: tf.reshape(model(pixels, training=False), (-1,))}
+
+    pixel_spec = tf.TensorSpec((None, image_size, image_size, 3), tf.float32, name="pixels")
+
+    @tf.function(input_signature=[pixel_spec])
+    def serve_pixels(pixels):
+        return {OUTPUT_KEY: tf.reshape(model(pixels, training=False), (-1,))}
+
+    archive.add_endpoint(BYTES_SIGNATURE, serve_bytes)
+    archive.add_endpoint(PIXELS_SIGNATURE, serve_pixels)
+    return archive
+
+
+def export_saved_model(model: keras.Model, destination: Path, image_size: int) -> Path:
+    """Write the SavedModel beside ``destination``, then move it into place."""
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}-", dir=destination.parent))
+    try:
+        build_archive(model, image_size).write_out(str(staging / "model"), verbose=False)
+        previous = destination.with_name(f".{destination.name}-previous")
+        if destination.exists():
+            destination.rename(previous)
+        (staging / "model").rename(destination)
+        shutil.rmtree(previous, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return destination
+
+
+def load_saved_model(path: Path):
+    """Load an exported SavedModel; call ``.signatures['serving_default'](image_bytes=...)``."""
+    return tf.saved_model.load(str(path))

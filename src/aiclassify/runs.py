@@ -1,0 +1,91 @@
+"""The run directory: what a training run leaves behind, and how a run is started or resumed.
+
+``runs/<name>/`` holds ``config.yaml`` (fully resolved), ``history.csv``, ``metrics.json``,
+``model.keras``, ``metadata.json`` and ``saved_model/``; while training, ``backup/`` holds the
+state that lets the same command resume an interrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aiclassify.config import Config, save_config, to_dict
+
+CONFIG_FILE = "config.yaml"
+HISTORY_FILE = "history.csv"
+METRICS_FILE = "metrics.json"
+METADATA_FILE = "metadata.json"
+MODEL_FILE = "model.keras"
+SAVED_MODEL_DIR = "saved_model"
+BACKUP_DIR = "backup"
+BEST_WEIGHTS_FILE = "checkpoints/best.weights.h5"
+TIMING_FILE = "timing.json"
+
+
+class RunDirectoryError(RuntimeError):
+    """The run directory is in a state that the requested run cannot start from."""
+
+
+def is_resumable(workdir: Path) -> bool:
+    """Whether an interrupted run left a backup to resume from."""
+    return (Path(workdir) / BACKUP_DIR / "training_metadata.json").is_file()
+
+
+def prepare_workdir(config: Config, workdir: Path, overwrite: bool = False) -> bool:
+    """Make ``workdir`` ready for ``config``; return True when resuming an interrupted run.
+
+    A finished run is never overwritten silently, and an interrupted run resumes only with the
+    configuration it started with.
+    """
+    workdir = Path(workdir)
+    if overwrite and workdir.exists():
+        shutil.rmtree(workdir)
+    saved_config = workdir / CONFIG_FILE
+    if is_resumable(workdir):
+        saved = yaml.safe_load(saved_config.read_text()) if saved_config.is_file() else None
+        if saved != to_dict(config):
+            raise RunDirectoryError(
+                f"{workdir} holds an interrupted run with a different configuration. "
+                "Resume it with the same config, or pass --overwrite to start again."
+            )
+        return True
+    if (workdir / METADATA_FILE).is_file():
+        raise RunDirectoryError(
+            f"{workdir} already holds a finished run. Pass --overwrite to replace it, "
+            "or choose another --workdir."
+        )
+    if workdir.exists():
+        shutil.rmtree(workdir)  # started but never reached a backup: nothing worth keeping
+    workdir.mkdir(parents=True)
+    save_config(config, saved_config)
+    return False
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (to a temporary file, then renamed)."""
+    path = Path(path)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    with os.fdopen(descriptor, "w") as handle:
+        json.dump(data, handle, indent=2, sort_keys=False)
+        handle.write("\n")
+    os.replace(temporary, path)
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON file."""
+    return json.loads(Path(path).read_text())
+
+
+def read_metadata(run_dir: Path) -> dict[str, Any]:
+    """The metadata of a finished run, with a clear error when the folder is not one."""
+    path = Path(run_dir) / METADATA_FILE
+    if not path.is_file():
+        raise RunDirectoryError(f"{run_dir} is not a finished run: {METADATA_FILE} is missing.")
+    return read_json(path)
