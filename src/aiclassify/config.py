@@ -140,9 +140,7 @@ def from_dict(schema: type, values: dict[str, Any], source: str, prefix: str = "
         if key not in names:
             close = difflib.get_close_matches(str(key), names, n=1)
             hint = f" Did you mean '{prefix}{close[0]}'?" if close else ""
-            raise ConfigError(
-                f"{source}: unknown key '{dotted}'.{hint} Valid keys here: {sorted(names)}"
-            )
+            raise ConfigError(f"{source}: unknown key '{dotted}'.{hint} Valid keys here: {sorted(names)}")
         expected = hints[key]
         if dataclasses.is_dataclass(expected):
             kwargs[key] = from_dict(expected, value, source, f"{dotted}.")
@@ -152,10 +150,7 @@ def from_dict(schema: type, values: dict[str, Any], source: str, prefix: str = "
 
 
 def _check_type(value: Any, expected: Any, dotted: str, source: str) -> Any:
-    if isinstance(expected, types.UnionType):
-        allowed = typing.get_args(expected)
-    else:
-        allowed = (expected,)
+    allowed = typing.get_args(expected) if isinstance(expected, types.UnionType) else (expected,)
     for kind in allowed:
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             return float(value)
@@ -164,9 +159,7 @@ def _check_type(value: Any, expected: Any, dotted: str, source: str) -> Any:
         if isinstance(value, kind):
             return value
     names = " or ".join(k.__name__ for k in allowed)
-    raise ConfigError(
-        f"{source}: '{dotted}' must be {names}. Received: {value!r} ({type(value).__name__})"
-    )
+    raise ConfigError(f"{source}: '{dotted}' must be {names}. Received: {value!r} ({type(value).__name__})")
 
 
 def to_dict(config: Config) -> dict[str, Any]:

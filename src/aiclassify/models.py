@@ -78,9 +78,7 @@ def apply_conv_block(
 ) -> keras.KerasTensor:
     """``convs`` x (Conv 3x3 + ReLU, then BatchNorm), then MaxPool 2x2; layers named ``block{i}_*``."""
     for index in range(1, convs + 1):
-        x = layers.Conv2D(
-            filters, 3, padding=padding, activation="relu", name=f"block{block}_conv{index}"
-        )(x)
+        x = layers.Conv2D(filters, 3, padding=padding, activation="relu", name=f"block{block}_conv{index}")(x)
         x = layers.BatchNormalization(momentum=bn_momentum, name=f"block{block}_bn{index}")(x)
     return layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
 

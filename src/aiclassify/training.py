@@ -7,6 +7,7 @@ import csv
 import logging
 import platform
 import time
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,10 @@ logger = logging.getLogger("aiclassify.train")
 
 PRECISIONS = ("float32", "mixed_float16")
 STRATEGIES = ("none", "mirrored", "multi_worker")
+KERAS_DATASET_NOISE = (  # Keras warns on every finite tf.data input whose length it cannot know
+    r"Your input ran out of data",
+    r"`shuffle=True` was passed",
+)
 
 
 def enable_gpu_memory_growth() -> list:
@@ -52,11 +57,15 @@ def choose_precision(requested: str, has_gpu: bool) -> str:
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
-    """The tf.distribute strategy for ``train.distribute`` (multi_worker reads TF_CONFIG)."""
+    """The tf.distribute strategy for ``train.distribute`` (multi_worker reads TF_CONFIG).
+
+    ``mirrored`` replicates over every GPU, or over the logical CPU devices where there is none.
+    """
     if name == "none":
         return tf.distribute.get_strategy()
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([device.name for device in devices])
     if name == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise ValueError(f"train.distribute must be one of {STRATEGIES}. Received: distribute={name!r}")
@@ -229,7 +238,10 @@ def run(config: Config, workdir: Path, overwrite: bool = False) -> dict[str, Any
     previous_policy = keras.mixed_precision.global_policy().name
     keras.mixed_precision.set_global_policy(precision)
     try:
-        return _train_and_export(config, workdir, resuming, precision)
+        with warnings.catch_warnings():
+            for noise in KERAS_DATASET_NOISE:
+                warnings.filterwarnings("ignore", message=noise, category=UserWarning)
+            return _train_and_export(config, workdir, resuming, precision)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
@@ -237,7 +249,11 @@ def run(config: Config, workdir: Path, overwrite: bool = False) -> dict[str, Any
 def _train_and_export(config: Config, workdir: Path, resuming: bool, precision: str) -> dict[str, Any]:
     splits, datasets, skipped = prepare_data(config, workdir)
     logger.info("Images per split: %s", splits.counts())
-    with make_strategy(config.train.distribute).scope():
+    strategy = make_strategy(config.train.distribute)
+    logger.info(
+        "Training %s on %d replica(s) in %s", config.model.name, strategy.num_replicas_in_sync, precision
+    )
+    with strategy.scope():
         model = compile_model(config)
     model.fit(
         datasets["train"],

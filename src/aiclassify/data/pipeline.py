@@ -59,7 +59,5 @@ def make_dataset(
             stale_lock.unlink()
         dataset = dataset.cache(str(cache_dir / "images"))
     if training:
-        dataset = dataset.shuffle(
-            min(shuffle_buffer, len(samples)), seed=seed, reshuffle_each_iteration=True
-        )
+        dataset = dataset.shuffle(min(shuffle_buffer, len(samples)), seed=seed, reshuffle_each_iteration=True)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -46,8 +46,8 @@ def drop_unreadable(samples: list[Sample], workers: int = 8) -> tuple[list[Sampl
     """Split ``samples`` into readable ones and reported, skipped ones (order preserved)."""
     with ThreadPoolExecutor(max_workers=workers) as pool:
         problems = list(pool.map(image_problem, (s.path for s in samples), chunksize=256))
-    kept = [s for s, problem in zip(samples, problems) if problem is None]
-    skipped = [SkippedFile(s.path, p) for s, p in zip(samples, problems) if p is not None]
+    kept = [s for s, problem in zip(samples, problems, strict=True) if problem is None]
+    skipped = [SkippedFile(s.path, p) for s, p in zip(samples, problems, strict=True) if p is not None]
     for item in skipped:
         logger.warning("Skipping %s: %s", item.path, item.reason)
     return kept, skipped

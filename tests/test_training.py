@@ -1,0 +1,120 @@
+"""End-to-end training runs: the run directory, precision, refusal to clobber, CLI errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+
+import pytest
+import yaml
+from conftest import tiny_overrides
+
+from aiclassify import runs, train
+from aiclassify.config import load_config
+from aiclassify.training import choose_precision, make_strategy, run
+
+
+def test_run_directory_is_complete(trained_run):
+    for name in ("config.yaml", "history.csv", "metrics.json", "model.keras", "metadata.json", "saved_model"):
+        assert (trained_run / name).exists(), name
+    assert not (trained_run / runs.BACKUP_DIR).exists()
+    assert not [p for p in trained_run.iterdir() if p.name.startswith(".")]
+
+
+def test_saved_config_is_fully_resolved(trained_run):
+    saved = yaml.safe_load((trained_run / "config.yaml").read_text())
+    assert saved["model"]["name"] == "cnn_small2"
+    assert saved["train"]["learning_rate"] == 0.001  # a default, written out too
+    assert set(saved) == {"name", "data", "model", "train", "export"}
+
+
+def test_history_has_one_row_per_epoch(trained_run):
+    with (trained_run / "history.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["epoch"] for row in rows] == ["0", "1"]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(rows[0])
+
+
+def test_metrics_and_metadata(trained_run):
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    for split in ("validation", "test"):
+        assert set(metrics[split]) >= {"loss", "accuracy", "precision", "recall", "f1", "roc_auc"}
+        assert 0.0 <= metrics[split]["accuracy"] <= 1.0
+    assert metrics["train_seconds"] > 0 and metrics["epochs_completed"] == 2
+    metadata = runs.read_metadata(trained_run)
+    assert metadata["classes"] == {"0": "real", "1": "ai-generated"}
+    assert metadata["class_folders"] == {"0": "real", "1": "fake"}
+    assert metadata["image_size"] == 32 and metadata["threshold"] == 0.5
+    assert metadata["precision"] == "float32"
+    assert set(metadata["versions"]) >= {"tensorflow", "keras", "numpy", "aiclassify"}
+    counts = metadata["dataset"]["counts"]
+    assert sum(c["real"] + c["ai-generated"] for c in counts.values()) == 48
+
+
+def test_precision_falls_back_to_float32_without_gpu(caplog):
+    with caplog.at_level(logging.WARNING, logger="aiclassify.train"):
+        assert choose_precision("mixed_float16", has_gpu=False) == "float32"
+    assert "No GPU found" in caplog.text
+    assert choose_precision("mixed_float16", has_gpu=True) == "mixed_float16"
+    with pytest.raises(ValueError, match="Received: precision='bf16'"):
+        choose_precision("bf16", has_gpu=True)
+
+
+def test_unknown_strategy_is_rejected():
+    with pytest.raises(ValueError, match="Received: distribute='tpu'"):
+        make_strategy("tpu")
+
+
+def test_mixed_precision_config_trains_on_cpu(tmp_path, demo_data):
+    config = load_config(
+        None, tiny_overrides(demo_data, **{"train.precision": "mixed_float16", "train.epochs": 1})
+    )
+    run(config, tmp_path / "run")
+    assert runs.read_metadata(tmp_path / "run")["precision"] == "float32"
+
+
+def test_finished_run_is_not_overwritten_silently(trained_run):
+    config = load_config(trained_run / "config.yaml")
+    with pytest.raises(runs.RunDirectoryError, match="--overwrite"):
+        runs.prepare_workdir(config, trained_run)
+
+
+def test_interrupted_run_resumes_only_with_its_own_config(tmp_path):
+    config = load_config(None, ["train.epochs=3"])
+    runs.prepare_workdir(config, tmp_path / "run")
+    (tmp_path / "run" / runs.BACKUP_DIR).mkdir()
+    (tmp_path / "run" / runs.BACKUP_DIR / "training_metadata.json").write_text('{"epoch": 1}')
+    assert runs.prepare_workdir(config, tmp_path / "run") is True
+    with pytest.raises(runs.RunDirectoryError, match="different configuration"):
+        runs.prepare_workdir(load_config(None, ["train.epochs=4"]), tmp_path / "run")
+
+
+def test_train_cli_reports_config_errors_without_traceback(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  nme: cnn5\n")
+    assert train.main(["--config", str(bad), "--workdir", str(tmp_path / "run")]) == 2
+    error = capsys.readouterr().err
+    assert "model.nme" in error and "Traceback" not in error
+
+
+def test_train_cli_says_how_to_get_missing_kaggle_data(tmp_path, capsys):
+    argv = [
+        "--config",
+        "faces.yaml",
+        "--set",
+        f"data.path={tmp_path}/nowhere",
+        "--workdir",
+        str(tmp_path / "r"),
+    ]
+    assert train.main(argv) == 2
+    assert "aiclassify data download faces" in capsys.readouterr().err
+
+
+def test_train_cli_runs_with_overrides(tmp_path, demo_data):
+    argv = ["--config", "demo.yaml", "--workdir", str(tmp_path / "run")]
+    argv += [
+        arg for override in tiny_overrides(demo_data, **{"train.epochs": 1}) for arg in ("--set", override)
+    ]
+    assert train.main(argv) == 0
+    assert runs.read_metadata(tmp_path / "run")["name"] == "demo"
