@@ -17,6 +17,7 @@ $(VENV)/.installed: pyproject.toml
 
 demo: install
 	$(PY) -m aiclassify train --config demo.yaml --workdir $(RUN_DIR) --overwrite
+	$(PY) -m aiclassify train --config demo-general.yaml --workdir $(RUN_DIR)-general --overwrite
 	$(PY) -m aiclassify demo-data --samples $(SAMPLES_DIR)
 	$(PY) -m aiclassify predict --run $(RUN_DIR) $(SAMPLES_DIR)/sample_real.jpg $(SAMPLES_DIR)/sample_fake.jpg
 
@@ -24,7 +25,7 @@ test: install
 	$(PY) -m pytest
 
 lint: install
-	$(VENV)/bin/ruff check src tests scripts app
+	$(VENV)/bin/ruff check src tests
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
