@@ -6,6 +6,7 @@ RUN_DIR ?= runs/demo
 SAMPLES_DIR ?= $(RUN_DIR)-samples
 
 .PHONY: install demo test lint clean
+.PHONY: serve
 
 install: $(VENV)/.installed
 
@@ -29,3 +30,12 @@ lint: install
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
+
+# The inference API (docs/api.md) under gunicorn; override e.g. `make serve PORT=9000`.
+AICLASSIFY_MODELS ?= faces=runs/demo,general=runs/demo-general
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+serve: install
+	AICLASSIFY_MODELS="$(AICLASSIFY_MODELS)" $(VENV)/bin/gunicorn --bind $(HOST):$(PORT) \
+		--workers 1 --threads 8 --timeout 120 'aiclassify.serving.app:create_app()'

@@ -91,3 +91,20 @@ def test_bad_fractions_are_rejected(tmp_path):
     make_images(tmp_path / "fake", 2)
     with pytest.raises(ValueError, match="Received: val_fraction=0.6, test_fraction=0.5"):
         load_splits(tmp_path, 0.6, 0.5, seed=0)
+
+
+def test_two_datasets_at_different_depths_are_ambiguous(tmp_path):
+    make_images(tmp_path / "cifake" / "train" / "REAL", 1)
+    make_images(tmp_path / "cifake" / "train" / "FAKE", 1)
+    make_images(tmp_path / "faces" / "real_vs_fake" / "real-vs-fake" / "train" / "real", 1)
+    make_images(tmp_path / "faces" / "real_vs_fake" / "real-vs-fake" / "train" / "fake", 1)
+    with pytest.raises(LayoutError, match="Several datasets found"):
+        find_dataset_root(tmp_path)
+
+
+def test_half_extracted_split_is_an_error_not_a_silent_carve(tmp_path):
+    for split in ("train", "test"):
+        make_images(tmp_path / split / "REAL", 4)
+    make_images(tmp_path / "train" / "FAKE", 4)
+    with pytest.raises(LayoutError, match=r"test/ holds \['REAL'\]"):
+        load_splits(tmp_path, 0.2, 0.2, seed=0)

@@ -117,3 +117,10 @@ def test_disk_cache_survives_a_stale_lock(tmp_path):
 def test_bad_cache_mode_is_rejected():
     with pytest.raises(ValueError, match="Received: cache='ram'"):
         make_dataset([Sample("x", 0)], 16, 2, False, 0, cache="ram")
+
+
+def test_animated_webp_is_reported_not_fed_to_the_decoder(tmp_path):
+    frames = [gradient_image(), gradient_image().rotate(90)]
+    path = tmp_path / "animated.webp"
+    frames[0].save(path, format="WEBP", save_all=True, append_images=frames[1:])
+    assert "animated WebP" in image_problem(str(path))

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF")
-"""Encodings the TensorFlow decoder reads (GIF and WebP animations: the first frame)."""
-
 
 def decode_and_resize(image_bytes: tf.Tensor, image_size: int) -> tf.Tensor:
     """Decode one encoded image to RGB and resize it to ``image_size`` square, as uint8 0-255."""

@@ -85,21 +85,26 @@ def split_dirs(directory: Path) -> dict[str, Path] | None:
 
 
 def find_dataset_root(root: Path) -> Path:
-    """The folder at or below ``root`` that holds split folders or class folders."""
+    """The one folder at or below ``root`` that holds split folders or class folders.
+
+    Searches ``MAX_SEARCH_DEPTH`` levels down, not below a match; more than one match is an error.
+    """
     root = Path(root)
     if not root.is_dir():
         raise LayoutError(f"Dataset folder does not exist: {root}")
+    matches: list[Path] = []
     frontier = [root]
     for _ in range(MAX_SEARCH_DEPTH + 1):
-        matches = [d for d in frontier if split_dirs(d) or class_dirs(d)]
-        if len(matches) == 1:
-            return matches[0]
-        if len(matches) > 1:
-            raise LayoutError(
-                f"Several datasets found under {root}: {[str(m) for m in matches]}. "
-                "Point data.path at one of them."
-            )
-        frontier = [child for d in frontier for child in _subdirs(d)]
+        found = [d for d in frontier if split_dirs(d) or class_dirs(d)]
+        matches.extend(found)
+        frontier = [child for d in frontier if d not in found for child in _subdirs(d)]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise LayoutError(
+            f"Several datasets found under {root}: {[str(m) for m in matches]}. "
+            "Point data.path at one of them."
+        )
     top = sorted(child.name for child in _subdirs(root))[:20]
     raise LayoutError(
         f"No dataset found under {root}: expected class folders 'real' and 'fake' (any case), "
@@ -116,9 +121,7 @@ def list_images(directory: Path) -> list[str]:
     return sorted(paths)
 
 
-def load_splits(
-    root: Path, val_fraction: float, test_fraction: float, seed: int
-) -> DatasetSplits:
+def load_splits(root: Path, val_fraction: float, test_fraction: float, seed: int) -> DatasetSplits:
     """Discover the dataset under ``root`` and return its train/validation/test samples."""
     for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not 0.0 <= value < 1.0:
@@ -129,6 +132,7 @@ def load_splits(
             f"Received: val_fraction={val_fraction}, test_fraction={test_fraction}"
         )
     dataset_root = find_dataset_root(root)
+    _check_split_folders(dataset_root)
     folders = split_dirs(dataset_root) or {"train": dataset_root}
     if "train" not in folders:
         raise LayoutError(f"{dataset_root} has split folders {sorted(folders)} but no 'train' split.")
@@ -182,3 +186,116 @@ def _subdirs(directory: Path) -> list[Path]:
         return sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
     except OSError:
         return []
+
+
+# --- Named layouts of the Kaggle datasets (issue 3) ---------------------------------------------
+
+LAYOUTS = {
+    "faces-140k": "real_vs_fake/real-vs-fake/{train,valid,test}/{real,fake} "
+    "(xhlulu/140k-real-and-fake-faces)",
+    "cifake": "{train,test}/{REAL,FAKE} (birdy654/cifake-real-and-ai-generated-synthetic-images)",
+    "realifake": "Realifake/{REAL,FAKE}, no split folders (sattyam96/realifake)",
+    "folders": "real/fake class folders (any case), optionally inside train/valid(val)/test split folders",
+}
+"""The layouts :func:`detect_layout` names, and what each looks like on disk."""
+
+LAYOUT_FRACTIONS = {
+    "faces-140k": (0.14, 0.15),  # unused: all three splits ship with the dataset
+    "cifake": (0.15, 0.15),  # validation carved from train; test ships with the dataset
+    "realifake": (0.14, 0.15),  # 71/14/15 train/validation/test
+    "folders": (0.14, 0.15),
+}
+"""Default (val_fraction, test_fraction) per layout, for the splits a layout lacks."""
+
+
+def detect_layout(root: Path) -> str:
+    """Name the layout of the dataset at or below ``root``: one of :data:`LAYOUTS`.
+
+    Raises :class:`LayoutError` naming what was found and what was expected when no dataset is found
+    or when a split folder lacks one of its class folders (a half-extracted download).
+    """
+    try:
+        dataset_root = find_dataset_root(root)
+    except LayoutError as error:
+        raise LayoutError(f"{error}\n{_expected_layouts()}\nFound:\n{describe_folders(Path(root))}") from None
+    _check_split_folders(dataset_root)
+    splits = split_dirs(dataset_root)
+    if splits:
+        split_names = {folder.name for folder in splits.values()}
+        class_names = {path.name for folder in splits.values() for path in class_dirs(folder).values()}
+        if split_names == {"train", "valid", "test"} and class_names == {"real", "fake"}:
+            return "faces-140k"
+        if split_names == {"train", "test"} and class_names == {"REAL", "FAKE"}:
+            return "cifake"
+        return "folders"
+    if dataset_root.name.lower() == "realifake":
+        return "realifake"
+    return "folders"
+
+
+def load_layout(
+    root: Path,
+    expected: str | None = None,
+    val_fraction: float | None = None,
+    test_fraction: float | None = None,
+    seed: int = 0,
+) -> tuple[str, DatasetSplits]:
+    """Detect the layout under ``root`` (checking it is ``expected`` when given) and load its splits.
+
+    Fractions left as None take the layout's defaults from :data:`LAYOUT_FRACTIONS`; splits the
+    dataset ships with are used as they are, missing ones are carved by :func:`load_splits`.
+    """
+    if expected is not None and expected not in LAYOUTS:
+        raise ValueError(f"Unknown layout. Valid layouts: {sorted(LAYOUTS)}. Received: expected={expected!r}")
+    layout = detect_layout(root)
+    if expected is not None and layout != expected:
+        raise LayoutError(
+            f"Expected the {expected} layout under {root}: {LAYOUTS[expected]}. "
+            f"Found the {layout} layout instead:\n{describe_folders(Path(root))}"
+        )
+    default_val, default_test = LAYOUT_FRACTIONS[layout]
+    splits = load_splits(
+        root,
+        default_val if val_fraction is None else val_fraction,
+        default_test if test_fraction is None else test_fraction,
+        seed,
+    )
+    return layout, splits
+
+
+def describe_folders(root: Path, depth: int = MAX_SEARCH_DEPTH, limit: int = 30) -> str:
+    """An indented listing of the folders under ``root`` (with file counts), for error messages."""
+    lines: list[str] = []
+
+    def walk(folder: Path, level: int) -> None:
+        for child in _subdirs(folder):
+            if len(lines) >= limit:
+                return
+            files = sum(1 for p in child.iterdir() if p.is_file()) if child.is_dir() else 0
+            lines.append(f"{'  ' * (level + 1)}{child.name}/ ({files} files)")
+            if level + 1 < depth:
+                walk(child, level + 1)
+
+    if not Path(root).is_dir():
+        return f"  {root} does not exist"
+    walk(Path(root), 0)
+    if len(lines) >= limit:
+        lines.append("  ...")
+    return "\n".join(lines) if lines else f"  no folders in {root}"
+
+
+def _check_split_folders(dataset_root: Path) -> None:
+    incomplete = []
+    for child in _subdirs(dataset_root):
+        if child.name.lower() in SPLIT_NAMES and not class_dirs(child):
+            names = [p.name for p in _subdirs(child)]
+            incomplete.append(f"{child.name}/ holds {names}")
+    if incomplete:
+        raise LayoutError(
+            f"Split folders under {dataset_root} lack a 'real' or 'fake' class folder: "
+            f"{'; '.join(incomplete)}. Each split needs both (is the download or extraction incomplete?)."
+        )
+
+
+def _expected_layouts() -> str:
+    return "Known layouts:\n" + "\n".join(f"  {name}: {text}" for name, text in LAYOUTS.items())

@@ -8,12 +8,11 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
+from aiclassify import DECODABLE_FORMATS
 from aiclassify.data.layouts import Sample
-from aiclassify.preprocessing import SUPPORTED_FORMATS
 
 logger = logging.getLogger(__name__)
 
-TENSORFLOW_FORMATS = frozenset(SUPPORTED_FORMATS) | {"MPO"}  # MPO: camera JPEG with extra frames
 DECODABLE_MODES = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA", "I;16", "I", "I;16B"})
 
 
@@ -29,8 +28,10 @@ def image_problem(path: str) -> str | None:
     """Why ``path`` cannot be decoded as an image for training, or None when it can."""
     try:
         with Image.open(path) as image:
-            if image.format not in TENSORFLOW_FORMATS:
+            if image.format not in DECODABLE_FORMATS:
                 return f"unsupported format {image.format}; use JPEG, PNG, WebP, BMP or GIF"
+            if image.format == "WEBP" and getattr(image, "is_animated", False):
+                return "animated WebP; TensorFlow decodes only still WebP images: keep its first frame"
             if image.mode not in DECODABLE_MODES:
                 return f"unsupported colour mode {image.mode}; convert it to RGB"
             image.draft("RGB", (1, 1))  # JPEG: decode at 1/8 scale, enough to detect truncation
