@@ -5,8 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
-import subprocess
-import tarfile
 import time
 from pathlib import Path
 
@@ -17,7 +15,6 @@ from PIL import Image
 from aiclassify.data.cli import main
 from aiclassify.data.inspection import format_summary, scan_dataset, summarize, write_inspection
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 _seeds = itertools.count(1000)
 
 
@@ -118,25 +115,6 @@ def test_cli_inspect_unknown_layout_exits_2(tmp_path, capsys):
     assert main(["inspect", str(tmp_path / "pets"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: No dataset found") and "Known layouts" in err and "Traceback" not in err
-
-
-@pytest.fixture(scope="session")
-def shared_data(tmp_path_factory) -> Path:
-    """The ../shared/data archives extracted once per session (skips when absent)."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"{SHARED_DATA} is absent: no real data to test on")
-    target = tmp_path_factory.getbasetemp() / "shared-data"
-    target.mkdir(exist_ok=True)
-    for name in ("cifake", "faces"):
-        if not (target / f".{name}-extracted").exists():
-            archive = SHARED_DATA / f"{name}.tar.gz"
-            if shutil.which("tar"):  # ten times faster than tarfile on CIFAKE's 110k files
-                subprocess.run(["tar", "-xzf", str(archive), "-C", str(target)], check=True)
-            else:
-                with tarfile.open(archive) as bundle:
-                    bundle.extractall(target, filter="data")
-            (target / f".{name}-extracted").touch()
-    return target
 
 
 @pytest.mark.slow

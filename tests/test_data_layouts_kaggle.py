@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import shutil
-import subprocess
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +11,6 @@ from PIL import Image
 
 from aiclassify.data.layouts import LayoutError, detect_layout, load_layout, load_splits
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 _seeds = itertools.count()
 
 
@@ -115,25 +111,6 @@ def test_expected_layout_mismatch_names_both(tmp_path):
         load_layout(root, expected="faces-140k")
     with pytest.raises(ValueError, match="Unknown layout"):
         load_layout(root, expected="imagenet")
-
-
-@pytest.fixture(scope="session")
-def shared_data(tmp_path_factory) -> Path:
-    """The ../shared/data archives extracted once per session (skips when absent)."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"{SHARED_DATA} is absent: no real data to test on")
-    target = tmp_path_factory.getbasetemp() / "shared-data"
-    target.mkdir(exist_ok=True)
-    for name in ("cifake", "faces"):
-        if not (target / f".{name}-extracted").exists():
-            archive = SHARED_DATA / f"{name}.tar.gz"
-            if shutil.which("tar"):  # ten times faster than tarfile on CIFAKE's 110k files
-                subprocess.run(["tar", "-xzf", str(archive), "-C", str(target)], check=True)
-            else:
-                with tarfile.open(archive) as bundle:
-                    bundle.extractall(target, filter="data")
-            (target / f".{name}-extracted").touch()
-    return target
 
 
 @pytest.mark.slow
