@@ -118,3 +118,10 @@ def test_train_cli_runs_with_overrides(tmp_path, demo_data):
     ]
     assert train.main(argv) == 0
     assert runs.read_metadata(tmp_path / "run")["name"] == "demo"
+
+
+def test_metadata_carries_the_measured_metrics(trained_run):
+    metadata = runs.read_metadata(trained_run)
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert metadata["metrics"]["test"] == metrics["test"]
+    assert metadata["train_seconds"] == metrics["train_seconds"]

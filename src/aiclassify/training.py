@@ -200,7 +200,12 @@ def library_versions() -> dict[str, str]:
 
 
 def build_metadata(
-    config: Config, splits: DatasetSplits, skipped: list, model: keras.Model, precision: str
+    config: Config,
+    splits: DatasetSplits,
+    skipped: list,
+    model: keras.Model,
+    precision: str,
+    metrics: dict[str, Any],
 ) -> dict[str, Any]:
     """What a predictor needs to use the model correctly, and where it came from."""
     return {
@@ -222,6 +227,8 @@ def build_metadata(
             "carved_splits": list(splits.carved_splits),
             "skipped_files": [asdict(item) for item in skipped],
         },
+        "metrics": {split: metrics[split] for split in ("validation", "test")},
+        "train_seconds": metrics["train_seconds"],
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "versions": library_versions(),
     }
@@ -277,7 +284,8 @@ def _train_and_export(config: Config, workdir: Path, resuming: bool, precision: 
     runs.write_json(workdir / runs.METRICS_FILE, metrics)
     if config.export.saved_model:
         export_saved_model(model, workdir / runs.SAVED_MODEL_DIR, config.data.image_size)
-    runs.write_json(workdir / runs.METADATA_FILE, build_metadata(config, splits, skipped, model, precision))
+    metadata = build_metadata(config, splits, skipped, model, precision, metrics)
+    runs.write_json(workdir / runs.METADATA_FILE, metadata)
     logger.info(
         "Done in %.1f s: validation accuracy %.4f, test accuracy %.4f. Run directory: %s",
         timing["train_seconds"],

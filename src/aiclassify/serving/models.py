@@ -227,7 +227,8 @@ class ServedModel:
         return results
 
     def describe(self) -> dict[str, Any]:
-        """Name, version and what the run's metadata says about the model."""
+        """Name, version and what the run's metadata says about the model and its training data."""
+        dataset = self.metadata.get("dataset") or {}
         return {
             "name": self.name,
             "version": self.version,
@@ -242,6 +243,8 @@ class ServedModel:
                 {"name": p.name, "target_fpr": p.target_fpr, "threshold": p.threshold}
                 for p in self.operating_points
             ],
+            "dataset": {key: dataset.get(key) for key in ("source", "key", "counts")},
+            "metrics": self.metadata.get("metrics"),
         }
 
     def close(self) -> None:

@@ -1,0 +1,1 @@
+"""The Streamlit upload page and its TensorFlow-free helpers (API client, results table)."""

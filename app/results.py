@@ -1,0 +1,151 @@
+"""Scoring a batch of uploads through the API and turning the answers into a table, CSV and JSON.
+
+Each image is sent in its own request so that an unreadable file fails only its own row (the API
+rejects a whole request when one of its images is bad). Nothing here imports Streamlit.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from app.client import ApiClient, ApiError
+
+SUPPORTED_TYPES = ("jpg", "jpeg", "png", "webp", "bmp")
+VERDICTS = {"ai-generated": "AI-generated", "real": "Real"}
+TABLE_COLUMNS = ("file", "verdict", "probability_ai", "threshold", "operating_point", "model",
+                 "model_version", "width", "height", "format", "error")
+
+
+@dataclass
+class ResultRow:
+    """The verdict on one uploaded file, or why there is none (``error``)."""
+
+    file: str
+    verdict: str | None = None
+    probability_ai: float | None = None
+    threshold: float | None = None
+    operating_point: str | None = None
+    model: str | None = None
+    model_version: str | None = None
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the file was scored."""
+        return self.error is None and self.verdict is not None
+
+    @property
+    def size(self) -> str:
+        """``width x height`` in pixels, or an empty string."""
+        return f"{self.width}x{self.height}" if self.width and self.height else ""
+
+
+def verdict_text(label: str | None) -> str | None:
+    """The API label (``ai-generated``/``real``) as shown to people: ``AI-generated`` or ``Real``."""
+    return VERDICTS.get(label or "", label)
+
+
+def row_from_prediction(filename: str, prediction: dict[str, Any]) -> ResultRow:
+    """A table row from one entry of the API's ``predictions`` list."""
+    model = prediction.get("model") or {}
+    return ResultRow(
+        file=filename,
+        verdict=verdict_text(prediction.get("label")),
+        probability_ai=prediction.get("probability_ai"),
+        threshold=prediction.get("threshold"),
+        operating_point=prediction.get("operating_point") or "default",
+        model=model.get("name"),
+        model_version=model.get("version"),
+        width=prediction.get("width"),
+        height=prediction.get("height"),
+        format=prediction.get("format"),
+    )
+
+
+def score_files(
+    client: ApiClient,
+    files: Sequence[tuple[str, bytes]],
+    model: str | None = None,
+    operating_point: str | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> tuple[list[ResultRow], ApiError | None]:
+    """Score ``files`` ((name, content) pairs) one request each; the rows, in order, and a fatal error.
+
+    A file the API rejects (unreadable, unsupported, too large) gets a row with its ``error`` and the
+    batch goes on. When the API is unreachable or stops answering, the remaining files are marked
+    not scored and that error is returned so the page can say what happened. ``progress(done,
+    total, name)`` is called after each file.
+    """
+    rows: list[ResultRow] = []
+    fatal: ApiError | None = None
+    total = len(files)
+    for done, (name, content) in enumerate(files, start=1):
+        if fatal is not None:
+            rows.append(ResultRow(file=name, error=f"not scored: {fatal.message}"))
+        elif not content:
+            rows.append(ResultRow(file=name, error="empty file"))
+        else:
+            try:
+                body = client.predict([(name, content)], model=model, operating_point=operating_point)
+                rows.append(row_from_prediction(name, body["predictions"][0]))
+            except ApiError as error:
+                rows.append(ResultRow(file=name, error=error.message))
+                if error.api_unusable:
+                    fatal = error
+            except (KeyError, IndexError, TypeError):
+                rows.append(ResultRow(file=name, error="the API's answer had no prediction"))
+        if progress is not None:
+            progress(done, total, name)
+    return rows, fatal
+
+
+def table_records(rows: Sequence[ResultRow]) -> list[dict[str, Any]]:
+    """The rows as plain dicts with the columns of :data:`TABLE_COLUMNS`, for tables and JSON."""
+    return [{column: asdict(row)[column] for column in TABLE_COLUMNS} for row in rows]
+
+
+def display_records(rows: Sequence[ResultRow]) -> list[dict[str, Any]]:
+    """The rows as shown in the page's table: file, verdict, probability, model, size, error."""
+    return [
+        {
+            "file": row.file,
+            "verdict": row.verdict or "—",
+            "probability AI": None if row.probability_ai is None else round(row.probability_ai, 4),
+            "threshold": None if row.threshold is None else round(row.threshold, 4),
+            "model": f"{row.model} v{row.model_version}" if row.model else "",
+            "size": row.size,
+            "error": row.error or "",
+        }
+        for row in rows
+    ]
+
+
+def to_csv(rows: Sequence[ResultRow]) -> str:
+    """The results as CSV text with a header row (columns of :data:`TABLE_COLUMNS`)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=TABLE_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for record in table_records(rows):
+        writer.writerow({k: "" if v is None else v for k, v in record.items()})
+    return buffer.getvalue()
+
+
+def to_json(rows: Sequence[ResultRow]) -> str:
+    """The results as a JSON array of objects (columns of :data:`TABLE_COLUMNS`)."""
+    return json.dumps(table_records(rows), indent=2)
+
+
+def summary(rows: Sequence[ResultRow]) -> dict[str, int]:
+    """How many files were scored AI-generated, Real, or failed."""
+    counts = {"AI-generated": 0, "Real": 0, "Failed": 0}
+    for row in rows:
+        counts[row.verdict if row.ok and row.verdict in counts else "Failed"] += 1
+    return counts

@@ -1,0 +1,144 @@
+"""End to end in a real headless Chromium: the API and ``streamlit run`` on loopback, two uploads.
+
+Skipped (with the reason) when /usr/bin/chromium or the playwright package is missing; CI installs
+both. Saves a screenshot under pytest's tmp. docs/screenshot.png is written when it is missing or
+when ``AICLASSIFY_UPDATE_SCREENSHOT=1``, so a test run does not change a committed file. Make it
+with the demo models, whose verdicts mean something (the tiny test models' do not)::
+
+    make demo
+    AICLASSIFY_E2E_MODELS=faces=runs/demo,general=runs/demo-general AICLASSIFY_UPDATE_SCREENSHOT=1 \
+        .venv/bin/python -m pytest tests/test_browser_e2e.py
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = os.environ.get("AICLASSIFY_CHROMIUM", "/usr/bin/chromium")
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"browser test skipped: no Chromium at {CHROMIUM} "
+                "(apt-get install -y --no-install-recommends chromium)", allow_module_level=True)
+playwright_api = pytest.importorskip(
+    "playwright.sync_api", reason="browser test skipped: playwright is not installed (pip install playwright)"
+)
+requests = pytest.importorskip("requests")
+pytest.importorskip("streamlit")
+
+from test_streamlit_app import APP, REPO, free_port, serve_api  # noqa: E402
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+START_TIMEOUT_S = 60  # streamlit start-up on a busy machine
+RESULT_TIMEOUT_S = 60  # page load, upload and two API calls
+SCREENSHOT = REPO / "docs" / "screenshot.png"
+
+
+@pytest.fixture(scope="module")
+def api() -> Iterator[str]:
+    """Base URL of the real API on 127.0.0.1: the tiny test runs, or ``AICLASSIFY_E2E_MODELS``."""
+    with serve_api(os.environ.get("AICLASSIFY_E2E_MODELS")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def streamlit_url(api, tmp_path_factory) -> Iterator[str]:
+    """``streamlit run app/streamlit_app.py`` on a free loopback port, talking to ``api``."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
+    env = {**os.environ, "AICLASSIFY_API_URL": api, "AICLASSIFY_API_TIMEOUT_S": "30",
+           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
+               "--server.address", "127.0.0.1", "--server.port", str(port),
+               "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
+               "--client.toolbarMode", "minimal"]
+    with open(log, "wb") as output:
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"streamlit exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                if requests.get(f"{url}/_stcore/health", timeout=2).status_code == 200:
+                    break
+            except (requests.ConnectionError, requests.Timeout):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not start within {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def sample_images(directory: Path) -> list[Path]:
+    """A fresh real and AI-generated demo image at 32 px, the size the demo models were trained on."""
+    from aiclassify.data.demo import write_samples
+
+    return write_samples(directory, image_size=32)
+
+
+def small_png(data: bytes, width: int = 900) -> bytes:
+    """A screenshot cropped below the content, scaled to ``width`` and quantised, to keep it small."""
+    from PIL import Image, ImageChops
+
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    main = image.crop((image.width // 3, 0, image.width, image.height))  # right of the sidebar
+    box = ImageChops.difference(main, Image.new("RGB", main.size, "white")).getbbox()
+    if box:
+        image = image.crop((0, 0, image.width, min(image.height, box[3] + 40)))
+    if image.width > width:
+        image = image.resize((width, round(image.height * width / image.width)), Image.LANCZOS)
+    buffer = io.BytesIO()
+    image.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(buffer, "PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def test_upload_two_images_in_chromium(streamlit_url, tmp_path):
+    images = sample_images(tmp_path / "images")
+    timeout_ms = RESULT_TIMEOUT_S * 1000
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 1350})
+            page.set_default_timeout(timeout_ms)
+            page.goto(streamlit_url, wait_until="domcontentloaded")
+            page.get_by_text("AI-generated or real?").first.wait_for()
+            page.get_by_text("Operating point").first.wait_for()  # models were listed
+            page.locator("input[type=file]").set_input_files([str(path) for path in images])
+            page.get_by_role("button", name="Download CSV").wait_for()
+            verdicts = page.locator("h3").filter(has_text="AI-generated").or_(
+                page.locator("h3").filter(has_text="Real"))
+            deadline = time.monotonic() + RESULT_TIMEOUT_S
+            while verdicts.count() < 2 and time.monotonic() < deadline:
+                page.wait_for_timeout(200)
+            texts = [t.strip() for t in verdicts.all_inner_texts()]
+            body = page.inner_text("body")
+            page.wait_for_timeout(500)  # let images and the table finish drawing
+            shot = page.screenshot(full_page=True)
+        finally:
+            browser.close()
+    (tmp_path / "screenshot.png").write_bytes(shot)
+    assert len(texts) == 2 and set(texts) <= {"AI-generated", "Real"}, texts
+    for path in images:
+        assert path.name in body
+    assert "Probability AI-generated" in body and "Download JSON" in body
+    assert "Cannot reach the API" not in body
+    (tmp_path / "screenshot-small.png").write_bytes(small_png(shot))
+    if os.environ.get("AICLASSIFY_UPDATE_SCREENSHOT") == "1" or not SCREENSHOT.exists():
+        shutil.copy(tmp_path / "screenshot-small.png", SCREENSHOT)

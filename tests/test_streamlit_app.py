@@ -1,0 +1,298 @@
+"""The Streamlit upload page (app/) against a real API served on 127.0.0.1 by this test module.
+
+The page's logic (API client, batch scoring, CSV/JSON) is tested directly; the page itself through
+Streamlit's AppTest: model choice, operating point, uploads, results table, download buttons and
+the message when the API is down or slow.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("requests")
+streamlit_testing = pytest.importorskip("streamlit.testing.v1")
+
+from api_fixtures import FakePredictor, calibrated_run, image_bytes, tiny_run  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from app import about, results, wait_api  # noqa: E402
+from app.client import ApiClient, ApiError, api_url_from_env, timeout_from_env  # noqa: E402
+
+APP = REPO / "app" / "streamlit_app.py"
+APP_TIMEOUT_S = 60  # one script run, including the requests it makes to the API
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on (at the time of asking) on 127.0.0.1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def serve_api(models: str | None = None) -> Iterator[str]:
+    """The real Flask API on 127.0.0.1 in a thread, models faces (tiny run) and general (calibrated run).
+
+    ``general`` has stored operating points (fpr_1pct); ``faces`` has none. ``models``
+    (``name=path,...``) serves other runs instead. Yields the base URL.
+    """
+    from werkzeug.serving import make_server
+
+    from aiclassify.serving.app import create_app
+
+    if not models:
+        models = {"faces": str(tiny_run()), "general": str(calibrated_run())}
+    flask_app = create_app(config={"models": models, "background_loading": False})
+    server = make_server("127.0.0.1", 0, flask_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="api-for-app-tests", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(10)
+        flask_app.extensions["aiclassify"].registry.close()
+
+
+@contextmanager
+def silent_server() -> Iterator[str]:
+    """A loopback port that accepts connections and never answers (an API that hangs)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@pytest.fixture(scope="module")
+def api() -> Iterator[str]:
+    """Base URL of the real API for this module."""
+    with serve_api() as url:
+        yield url
+
+
+def two_images() -> list[tuple[str, bytes]]:
+    """A JPEG and a PNG."""
+    return [("photo.jpg", image_bytes("JPEG", size=(48, 40))),
+            ("render.png", image_bytes("PNG", size=(40, 30)))]
+
+
+# --- client and results, against the real API -------------------------------------------------
+
+
+def test_page_does_not_import_tensorflow():
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import app.streamlit_app, app.wait_api; "
+            "assert 'tensorflow' not in sys.modules and 'aiclassify' not in sys.modules, 'imported'")
+    result = subprocess.run([sys.executable, "-c", code, str(REPO)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_api_url_from_env():
+    assert api_url_from_env({}) == "http://127.0.0.1:8000"
+    assert api_url_from_env({"AICLASSIFY_API_URL": "http://10.0.0.5:9000/ "}) == "http://10.0.0.5:9000"
+    assert timeout_from_env({}) == 60 and timeout_from_env({"AICLASSIFY_API_TIMEOUT_S": "2.5"}) == 2.5
+    assert timeout_from_env({"AICLASSIFY_API_TIMEOUT_S": "soon"}) == 60
+
+
+def test_client_lists_models_and_metadata(api):
+    models = {m.name: m for m in ApiClient(api).models_with_metadata()}
+    assert set(models) == {"faces", "general"}
+    assert all(m.available and m.version for m in models.values())
+    assert models["general"].has_strict_point and not models["faces"].has_strict_point
+    assert models["general"].details["operating_points"][0]["name"] == "fpr_1pct"
+
+
+def test_score_files_table_csv_and_json(api):
+    files = [two_images()[0], ("broken.png", b"this is not an image"), two_images()[1]]
+    calls = []
+    rows, fatal = results.score_files(ApiClient(api), files, model="general", operating_point="fpr_1pct",
+                                      progress=lambda done, total, name: calls.append((done, total, name)))
+    assert fatal is None
+    assert calls == [(1, 3, "photo.jpg"), (2, 3, "broken.png"), (3, 3, "render.png")]
+    assert [r.file for r in rows] == ["photo.jpg", "broken.png", "render.png"]
+    assert [r.ok for r in rows] == [True, False, True]
+    assert "422" in rows[1].error
+    for row in (rows[0], rows[2]):
+        assert row.verdict in ("AI-generated", "Real")
+        assert 0.0 <= row.probability_ai <= 1.0
+        assert row.threshold == 0.9 and row.operating_point == "fpr_1pct"
+        assert row.model == "general" and row.model_version
+        assert row.verdict == ("AI-generated" if row.probability_ai >= row.threshold else "Real")
+    assert (rows[0].width, rows[0].height, rows[0].format) == (48, 40, "JPEG")
+    real = sum(r.verdict == "Real" for r in rows)
+    assert results.summary(rows) == {"AI-generated": 2 - real, "Real": real, "Failed": 1}
+
+    table = list(csv.DictReader(io.StringIO(results.to_csv(rows))))
+    assert [r["file"] for r in table] == ["photo.jpg", "broken.png", "render.png"]
+    assert table[0]["verdict"] == rows[0].verdict
+    assert float(table[0]["probability_ai"]) == rows[0].probability_ai
+    assert table[0]["model"] == "general" and table[0]["width"] == "48" and table[1]["verdict"] == ""
+    assert "422" in table[1]["error"]
+    records = json.loads(results.to_json(rows))
+    assert records[2]["verdict"] == rows[2].verdict and records[2]["height"] == 30
+    assert records[1]["error"] and records[1]["probability_ai"] is None
+    display = results.display_records(rows)
+    assert display[0]["size"] == "48x40" and display[0]["model"].startswith("general v")
+
+
+def test_default_threshold_without_operating_point(api):
+    rows, fatal = results.score_files(ApiClient(api), two_images()[:1], model="faces")
+    assert fatal is None and rows[0].ok
+    assert rows[0].threshold == 0.5 and rows[0].operating_point == "default" and rows[0].model == "faces"
+
+
+def test_api_errors_are_messages():
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(ApiError, match="Cannot reach the API") as down:
+        ApiClient(url).models()
+    assert down.value.api_unusable
+    rows, fatal = results.score_files(ApiClient(url), two_images())
+    assert fatal is not None and fatal.kind == "unreachable"
+    assert [r.ok for r in rows] == [False, False] and rows[1].error.startswith("not scored")
+    with silent_server() as slow:
+        started = time.monotonic()
+        with pytest.raises(ApiError, match="did not answer within 1 s") as hung:
+            ApiClient(slow, timeout_s=1).predict(two_images()[:1])
+        assert hung.value.kind == "timeout" and time.monotonic() - started < 10
+
+
+def test_wait_api(api, capsys):
+    assert wait_api.wait(api, timeout_s=20)
+    assert "model general: AVAILABLE" in capsys.readouterr().out
+    assert not wait_api.wait(f"http://127.0.0.1:{free_port()}", timeout_s=1.5)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait(30)
+    assert not wait_api.wait(api, timeout_s=5, pid=dead.pid)
+    assert "exited" in capsys.readouterr().err
+
+
+def test_unknown_model_is_an_http_error(api):
+    with pytest.raises(ApiError, match="404: unknown model") as error:
+        ApiClient(api).predict(two_images()[:1], model="nope")
+    assert error.value.status == 404 and not error.value.api_unusable
+
+
+def test_about_texts():
+    details = {"run": "demo", "architecture": "cnn5", "image_size": 32, "threshold": 0.5,
+               "dataset": {"source": "demo", "counts": {"train": {"real": 420, "ai-generated": 420}}},
+               "metrics": {"test": {"accuracy": 0.975, "examples": 180, "roc_auc": 0.99}},
+               "operating_points": [{"name": "fpr_1pct", "threshold": 0.9}]}
+    text = dict(about.model_summary("faces", details))
+    assert "420 real" in text["Trained on"] and "97.5 % accuracy on the test split (180 images)" in (
+        text["Measured accuracy"])
+    assert "fpr_1pct (threshold 0.9)" in text["Thresholds"]
+    assert dict(about.model_summary("x", {}))["Measured accuracy"] == "not reported by the API"
+
+
+# --- the page, through AppTest ------------------------------------------------------------------
+
+
+def page(monkeypatch, url: str):
+    """The page run once against the API at ``url``."""
+    monkeypatch.setenv("AICLASSIFY_API_URL", url)
+    monkeypatch.delenv("AICLASSIFY_API_KEY", raising=False)
+    if "AICLASSIFY_API_TIMEOUT_S" not in os.environ:
+        monkeypatch.setenv("AICLASSIFY_API_TIMEOUT_S", "30")
+    at = streamlit_testing.AppTest.from_file(str(APP), default_timeout=APP_TIMEOUT_S)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def markdown_text(at) -> str:
+    """All markdown of the page (main area and sidebar)."""
+    return "\n".join(m.value for m in at.markdown)
+
+
+def test_page_lists_models_and_operating_points(api, monkeypatch):
+    at = page(monkeypatch, api)
+    assert not at.error
+    assert at.selectbox(key="model").options == ["faces", "general"]
+    assert at.radio(key="point").options == ["Default threshold"]  # faces has no fpr_1pct
+    at.selectbox(key="model").set_value("general").run()
+    assert at.radio(key="point").options == ["Default threshold", "Strict: 1% false positives"]
+    text = markdown_text(at)
+    assert "detect nothing in the wild" in text and "architecture cnn_small2" in text
+
+
+def test_page_upload_results_and_downloads(api, monkeypatch):
+    if not hasattr(streamlit_testing.AppTest, "file_uploader"):
+        pytest.skip("this Streamlit's AppTest cannot drive st.file_uploader (the logic is tested above)")
+    at = page(monkeypatch, api)
+    at.selectbox(key="model").set_value("general").run()
+    at.radio(key="point").set_value("Strict: 1% false positives")
+    files = [(name, data, "image/jpeg" if name.endswith("jpg") else "image/png")
+             for name, data in two_images()]
+    at.file_uploader(key="uploads").set_value(files + [("bad.png", b"not an image", "image/png")])
+    at.run()
+    assert not at.exception, at.exception
+    rows = at.session_state["scored"]["rows"]
+    assert [r.file for r in rows] == ["photo.jpg", "render.png", "bad.png"]
+    assert [r.ok for r in rows] == [True, True, False]
+    assert all(r.operating_point == "fpr_1pct" and r.model == "general" for r in rows[:2])
+    text = markdown_text(at)
+    for row in rows[:2]:
+        assert f":{'red' if row.verdict == 'AI-generated' else 'green'}[{row.verdict}]" in text
+    assert any("bad.png" in e.value and "422" in e.value for e in at.error)
+    bars = [p for p in at.get("progress") if "Probability AI-generated" in p.proto.text]
+    assert len(bars) == 2
+    assert any("threshold 0.900 (fpr_1pct)" in c.value for c in at.caption)
+    table = at.dataframe[0].value
+    assert list(table["file"]) == ["photo.jpg", "render.png", "bad.png"]
+    assert list(table["verdict"][:2]) == [r.verdict for r in rows[:2]]
+    assert [b.label for b in at.get("download_button")] == ["Download CSV", "Download JSON"]
+    assert [r["verdict"] for r in csv.DictReader(io.StringIO(results.to_csv(rows)))][:2] == [
+        r.verdict for r in rows[:2]]
+
+
+def test_page_when_api_is_down(monkeypatch):
+    at = page(monkeypatch, f"http://127.0.0.1:{free_port()}")
+    assert any("Cannot reach the API" in e.value for e in at.error)
+    assert at.file_uploader(key="uploads") is not None and at.button(key="retry") is not None
+    assert "No model information" in markdown_text(at) and "detect nothing in the wild" in markdown_text(at)
+
+
+def test_page_when_api_hangs(monkeypatch):
+    monkeypatch.setenv("AICLASSIFY_API_TIMEOUT_S", "1")
+    with silent_server() as url:
+        at = page(monkeypatch, url)
+    assert any("did not answer within 1 s" in e.value for e in at.error)
+
+
+def test_page_while_models_load(monkeypatch):
+    from werkzeug.serving import make_server
+
+    from aiclassify.serving.app import create_app
+
+    predictor = FakePredictor()
+    predictor.release.clear()  # the warm-up call blocks: the model stays LOADING
+    flask_app = create_app(config={"models": {"slow": "unused"}}, predictors={"slow": predictor})
+    server = make_server("127.0.0.1", 0, flask_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        at = page(monkeypatch, f"http://127.0.0.1:{server.server_port}")
+        assert any("No model is available yet" in w.value for w in at.warning)
+        assert any("slow" in w.value and "loading" in w.value for w in at.sidebar.warning)
+        assert at.selectbox(key="model_none").disabled
+    finally:
+        predictor.release.set()
+        server.shutdown()
+        thread.join(10)
+        flask_app.extensions["aiclassify"].registry.close()
