@@ -79,3 +79,21 @@ def test_predictor_and_cli(trained_run, encoded_images, tmp_path, capsys):
 def test_predict_cli_on_a_folder_that_is_no_run(tmp_path, capsys):
     assert predict.main(["--run", str(tmp_path), "x.jpg"]) == 2
     assert "not a finished run" in capsys.readouterr().err
+
+
+def test_predict_cli_reports_calibrated_probability_with_unchanged_label(trained_run, tmp_path):
+    import json
+    import shutil
+
+    calibrated_run = tmp_path / "calibrated"
+    shutil.copytree(trained_run, calibrated_run)
+    metadata = runs.read_metadata(calibrated_run)
+    metadata["calibration"] = {"temperature": 3.0}
+    runs.write_json(calibrated_run / runs.METADATA_FILE, metadata)
+    path = tmp_path / "image.png"
+    path.write_bytes(image_bytes(7, "PNG"))
+    raw = predict.Predictor(trained_run).predict_files([path])[0]
+    scaled = predict.Predictor(calibrated_run).predict_files([path])[0]
+    assert scaled.label == raw.label
+    assert abs(scaled.probability_ai - 0.5) < abs(raw.probability_ai - 0.5)
+    assert json.loads(json.dumps(scaled.__dict__))["probability_ai"] == scaled.probability_ai

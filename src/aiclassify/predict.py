@@ -26,11 +26,13 @@ class Predictor:
     """Scores encoded images with a run's exported SavedModel and its decision threshold."""
 
     def __init__(self, run_dir: Path):
+        from aiclassify.evaluation.calibration import read_temperature
         from aiclassify.export import BYTES_SIGNATURE, load_saved_model
         from aiclassify.runs import SAVED_MODEL_DIR, read_metadata
 
         self.metadata = read_metadata(run_dir)
         self.threshold = float(self.metadata["threshold"])
+        self.temperature = read_temperature(self.metadata)
         self._serve = load_saved_model(Path(run_dir) / SAVED_MODEL_DIR).signatures[BYTES_SIGNATURE]
 
     def probabilities(self, images: list[bytes]) -> list[float]:
@@ -43,11 +45,22 @@ class Predictor:
         return [float(p) for p in output[OUTPUT_KEY].numpy()]
 
     def label(self, probability: float) -> str:
-        """The label for a probability at this run's threshold."""
+        """The label for a raw model probability at this run's threshold."""
         return LABEL_NAMES[int(probability >= self.threshold)]
 
+    def calibrated(self, probability: float) -> float:
+        """The probability after the run's temperature scaling (unchanged when not calibrated)."""
+        from aiclassify.evaluation.calibration import apply_temperature
+
+        if self.temperature == 1.0:
+            return float(probability)
+        return float(apply_temperature(probability, self.temperature))
+
     def predict_files(self, paths: list[Path]) -> list[Prediction]:
-        """Verdicts for image files; a file that cannot be read or decoded gets an error instead."""
+        """Verdicts (calibrated probability, label at the run's threshold) for image files.
+
+        A file that cannot be read or decoded gets an error instead.
+        """
         from aiclassify.data.validate import image_problem
 
         results = []
@@ -57,7 +70,7 @@ class Predictor:
                 results.append(Prediction(str(path), None, None, problem))
                 continue
             probability = self.probabilities([Path(path).read_bytes()])[0]
-            results.append(Prediction(str(path), self.label(probability), probability))
+            results.append(Prediction(str(path), self.label(probability), self.calibrated(probability)))
         return results
 
 

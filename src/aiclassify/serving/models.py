@@ -22,13 +22,13 @@ from typing import Any
 from PIL import Image
 
 from aiclassify import LABEL_NAMES
+from aiclassify.evaluation.calibration import apply_temperature, read_temperature
 from aiclassify.serving.batching import BatchQueue
 from aiclassify.serving.errors import ApiError
 
 logger = logging.getLogger("aiclassify.serving.models")
 
 LOADING, AVAILABLE, END = "LOADING", "AVAILABLE", "END"  # TensorFlow Serving's state names
-PROBABILITY_EPSILON = 1e-7
 
 
 @dataclass(frozen=True)
@@ -96,15 +96,6 @@ def model_version(metadata: dict[str, Any], path: str | None) -> str:
     return "1"
 
 
-def read_temperature(metadata: dict[str, Any]) -> float:
-    """``calibration.temperature`` from the metadata, 1.0 when the run is not calibrated."""
-    calibration = metadata.get("calibration") or {}
-    temperature = float(calibration.get("temperature", 1.0))
-    if not math.isfinite(temperature) or temperature <= 0:
-        raise ValueError(f"calibration.temperature must be a positive number, not {temperature}")
-    return temperature
-
-
 def read_operating_points(metadata: dict[str, Any]) -> tuple[OperatingPoint, ...]:
     """The stored operating points; one without a finite threshold is left out with a warning.
 
@@ -124,11 +115,10 @@ def read_operating_points(metadata: dict[str, Any]) -> tuple[OperatingPoint, ...
 
 
 def calibrate(probability: float, temperature: float) -> float:
-    """``sigmoid(logit(p) / temperature)``, with p clipped away from 0 and 1."""
+    """``sigmoid(logit(p) / temperature)``; the raw probability when the run is not calibrated."""
     if temperature == 1.0:
         return float(probability)
-    p = min(max(float(probability), PROBABILITY_EPSILON), 1.0 - PROBABILITY_EPSILON)
-    return 1.0 / (1.0 + math.exp(-math.log(p / (1.0 - p)) / temperature))
+    return float(apply_temperature(probability, temperature))
 
 
 class ServedModel:

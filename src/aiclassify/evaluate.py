@@ -1,0 +1,84 @@
+"""Evaluate a run: ``python -m aiclassify.evaluate --run runs/demo [--data DIR] [--ood NAME=DIR ...]``.
+
+Writes ``report.json``, ``report.md`` and ``figures/`` into the run, and adds ``calibration`` and
+``operating_points`` to its metadata.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from aiclassify.logs import setup_logging
+
+
+def parse_ood(values: list[str]) -> dict[str, Path]:
+    """``NAME=DIR`` options as a mapping (names must be unique)."""
+    sets: dict[str, Path] = {}
+    for value in values:
+        name, sep, directory = value.partition("=")
+        if not sep or not name or not directory:
+            raise argparse.ArgumentTypeError(f"--ood must look like NAME=DIR. Received: {value!r}")
+        if name in sets:
+            raise argparse.ArgumentTypeError(f"--ood name {name!r} given twice")
+        sets[name] = Path(directory)
+    return sets
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options of the evaluate command."""
+    from aiclassify.evaluation.robustness import TIERS
+
+    parser = argparse.ArgumentParser(prog="aiclassify evaluate", description=__doc__)
+    parser.add_argument("--run", required=True, type=Path, help="finished run directory")
+    parser.add_argument("--data", type=Path, help="another copy of the dataset (default: the run's own)")
+    parser.add_argument(
+        "--ood", action="append", default=[], metavar="NAME=DIR", help="extra set scored whole (repeatable)"
+    )
+    parser.add_argument(
+        "--tiers",
+        help=f"comma-separated robustness tiers (default: all of {','.join(TIERS)}; 'none' for clean only)",
+    )
+    parser.add_argument("--batch-size", type=int, default=64, help="images per scoring batch")
+    parser.add_argument("--grid-images", type=int, default=24, help="test images in the grid figure")
+    parser.add_argument("--no-figures", action="store_true", help="skip figures/ (faster)")
+    parser.add_argument(
+        "--no-metadata", action="store_true", help="do not add calibration/operating points to metadata.json"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line, evaluate the run and print where the report is."""
+    args = parse_args(argv)
+    setup_logging()
+    from aiclassify.evaluation.report import REPORT_MD, evaluate_run
+    from aiclassify.runs import RunDirectoryError
+
+    tiers = None if args.tiers is None else [t for t in args.tiers.split(",") if t and t != "none"]
+    try:
+        report = evaluate_run(
+            args.run,
+            data_dir=args.data,
+            ood=parse_ood(args.ood),
+            tiers=tiers,
+            batch_size=args.batch_size,
+            grid_images=args.grid_images,
+            update_metadata=not args.no_metadata,
+            draw_figures=not args.no_figures,
+        )
+    except (argparse.ArgumentTypeError, RunDirectoryError, ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    test = report["test"]
+    auc = test["roc_auc"] if test["roc_auc"] is not None else float("nan")
+    print(
+        f"{report['run']}: test accuracy {test['accuracy']:.4f}, ROC-AUC {auc:.4f}, "
+        f"temperature {report['calibration']['temperature']:.3f}. Report: {args.run / REPORT_MD}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""Evaluate a finished run: write ``report.json``, ``report.md`` and ``figures/``, update metadata."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aiclassify import runs
+from aiclassify.evaluation import figures
+from aiclassify.evaluation.calibration import (
+    apply_temperature,
+    calibration_summary,
+    expected_calibration_error,
+    reliability_curve,
+)
+from aiclassify.evaluation.markdown import render_markdown
+from aiclassify.evaluation.metrics import accuracy_and_auc, classification_summary
+from aiclassify.evaluation.operating_points import choose_operating_points, rates
+from aiclassify.evaluation.robustness import TIER_LABELS, TIERS
+from aiclassify.evaluation.scoring import RunScorer, ScoredSet, evaluation_splits, folder_samples
+
+logger = logging.getLogger("aiclassify.evaluate")
+
+REPORT_JSON = "report.json"
+REPORT_MD = "report.md"
+FIGURES_DIR = "figures"
+
+
+def evaluate_run(
+    run_dir: Path,
+    data_dir: Path | None = None,
+    ood: Mapping[str, Path] | None = None,
+    tiers: Sequence[str] | None = None,
+    batch_size: int = 64,
+    grid_images: int = 24,
+    update_metadata: bool = True,
+    draw_figures: bool = True,
+) -> dict[str, Any]:
+    """Score the run's validation and test splits (clean and every robustness tier) and any OOD sets.
+
+    Writes ``report.json``, ``report.md`` and ``figures/*.png`` into ``run_dir`` and, unless
+    ``update_metadata`` is false, adds ``calibration`` and ``operating_points`` to its metadata.json.
+    """
+    run_dir = Path(run_dir)
+    started = time.perf_counter()
+    scorer = RunScorer(run_dir, batch_size)
+    metadata = scorer.metadata
+    threshold = float(metadata["threshold"])
+    root, splits = evaluation_splits(run_dir, data_dir)
+    logger.info(
+        "Scoring %d validation and %d test images from %s",
+        len(splits["validation"]),
+        len(splits["test"]),
+        root,
+    )
+    validation = scorer.score_samples("validation", splits["validation"])
+    test = scorer.score_samples("test", splits["test"])
+
+    calibration = calibration_summary(validation.labels, validation.probabilities)
+    temperature = calibration["temperature"]
+    calibrated = {s.name: apply_temperature(s.probabilities, temperature) for s in (validation, test)}
+    points = choose_operating_points(validation.labels, calibrated["validation"])
+
+    report: dict[str, Any] = {
+        "run": metadata.get("name"),
+        "model": metadata.get("model"),
+        "parameters": metadata.get("parameters"),
+        "image_size": metadata.get("image_size"),
+        "evaluated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "data": {
+            "root": str(root),
+            "from": "--data" if data_dir else "run config",
+            "validation_examples": len(validation.labels),
+            "test_examples": len(test.labels),
+        },
+        "threshold": threshold,
+        "training": _training_summary(run_dir),
+        "test": classification_summary(test.labels, test.probabilities, threshold),
+        "validation": classification_summary(validation.labels, validation.probabilities, threshold),
+        "calibration": {
+            **calibration,
+            "test_ece_before": expected_calibration_error(test.labels, test.probabilities),
+            "test_ece_after": expected_calibration_error(test.labels, calibrated["test"]),
+            "test_reliability": reliability_curve(test.labels, test.probabilities).to_dict(),
+        },
+        "operating_points": [
+            {**point, "test": rates(test.labels, calibrated["test"], point["threshold"])} for point in points
+        ],
+    }
+    report["robustness"] = _robustness(scorer, splits["test"], test, threshold, tiers)
+    report["ood"] = {
+        name: {"root": str(path), **_ood_summary(scorer, name, Path(path), threshold)}
+        for name, path in (ood or {}).items()
+    }
+    report["figures"] = (
+        _draw_figures(run_dir, report, test, calibrated["test"], points, grid_images) if draw_figures else {}
+    )
+    report["evaluation_seconds"] = round(time.perf_counter() - started, 1)
+    runs.write_json(run_dir / REPORT_JSON, report)
+    (run_dir / REPORT_MD).write_text(render_markdown(report))
+    if update_metadata:
+        write_calibration_metadata(run_dir, calibration, points)
+    logger.info(
+        "Wrote %s and %s in %.1f s", run_dir / REPORT_JSON, run_dir / REPORT_MD, report["evaluation_seconds"]
+    )
+    return report
+
+
+def load_report(run_dir: Path, evaluate_if_missing: bool = False) -> dict[str, Any]:
+    """The report.json of an evaluated run (evaluating it first if asked and it has none)."""
+    path = Path(run_dir) / REPORT_JSON
+    if not path.is_file():
+        if not evaluate_if_missing:
+            raise FileNotFoundError(f"{path} not found: run python -m aiclassify.evaluate --run {run_dir}")
+        return evaluate_run(run_dir)
+    return runs.read_json(path)
+
+
+def figure_paths(run_dir: Path, report: Mapping[str, Any]) -> dict[str, Path]:
+    """Absolute paths of the report's figures."""
+    return {name: Path(run_dir) / relative for name, relative in report["figures"].items()}
+
+
+def write_calibration_metadata(run_dir: Path, calibration: Mapping[str, Any], points: Sequence[dict]) -> None:
+    """Add ``calibration`` and ``operating_points`` to metadata.json (atomically, keeping other keys)."""
+    metadata = runs.read_metadata(run_dir)
+    metadata["calibration"] = {
+        key: calibration[key] for key in ("temperature", "ece_before", "ece_after", "fitted_on")
+    }
+    metadata["operating_points"] = [
+        {key: point[key] for key in ("name", "target_fpr", "threshold", "fpr", "tpr")} for point in points
+    ]
+    runs.write_json(Path(run_dir) / runs.METADATA_FILE, metadata)
+
+
+def _training_summary(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / runs.METRICS_FILE
+    metrics = runs.read_json(path) if path.is_file() else {}
+    return {key: metrics.get(key) for key in ("train_seconds", "epochs_completed", "best_epoch")}
+
+
+def _robustness(
+    scorer: RunScorer, samples: list, clean: ScoredSet, threshold: float, tiers: Sequence[str] | None
+) -> list[dict[str, Any]]:
+    names = list(TIERS) if tiers is None else ["clean", *[t for t in tiers if t != "clean"]]
+    unknown = sorted(set(names) - set(TIERS))
+    if unknown:
+        raise ValueError(f"Unknown robustness tier(s) {unknown}. Valid tiers: {list(TIERS)}")
+    rows = []
+    for name in names:
+        scored = clean if TIERS[name] is None else scorer.score_samples(name, samples, TIERS[name])
+        rows.append(
+            {
+                "tier": name,
+                "label": TIER_LABELS[name],
+                **accuracy_and_auc(scored.labels, scored.probabilities, threshold),
+            }
+        )
+        logger.info("Robustness %-15s accuracy %.4f", name, rows[-1]["accuracy"])
+    return rows
+
+
+def _ood_summary(scorer: RunScorer, name: str, path: Path, threshold: float) -> dict[str, Any]:
+    samples = folder_samples(path)
+    if not samples:
+        raise ValueError(f"--ood {name}: no readable images under {path}")
+    scored = scorer.score_samples(name, samples)
+    summary = classification_summary(scored.labels, scored.probabilities, threshold)
+    summary["mean_probability_ai"] = float(np.mean(scored.probabilities))
+    return summary
+
+
+def _draw_figures(
+    run_dir: Path,
+    report: dict[str, Any],
+    test: ScoredSet,
+    test_calibrated: np.ndarray,
+    points: Sequence[dict],
+    grid_images: int,
+) -> dict[str, str]:
+    from aiclassify.training import read_history
+
+    folder = run_dir / FIGURES_DIR
+    threshold = report["threshold"]
+    drawn: dict[str, Path] = {}
+    history = read_history(run_dir)
+    if history:
+        drawn["training_curves"] = figures.training_curves(history, folder / "training_curves.png")
+    if len(np.unique(test.labels)) == 2:
+        test_points = [
+            {"name": p["name"], **rates(test.labels, test_calibrated, p["threshold"])} for p in points
+        ]
+        drawn["roc"] = figures.roc(test.labels, test_calibrated, folder / "roc.png", test_points)
+        drawn["precision_recall"] = figures.precision_recall(
+            test.labels, test.probabilities, folder / "pr.png"
+        )
+    drawn["confusion_matrix"] = figures.confusion(
+        report["test"]["confusion_matrix"], folder / "confusion_matrix.png", threshold
+    )
+    curves = {
+        "test, uncalibrated": reliability_curve(test.labels, test.probabilities),
+        f"test, T={report['calibration']['temperature']:.2f}": reliability_curve(
+            test.labels, test_calibrated
+        ),
+    }
+    drawn["reliability"] = figures.reliability(curves, folder / "reliability.png")
+    drawn["robustness"] = figures.robustness_bars(report["robustness"], folder / "robustness.png")
+    count = min(grid_images, len(test.paths))
+    if count:
+        drawn["test_grid"] = figures.image_grid(
+            test.paths[:count],
+            test.labels[:count],
+            test.probabilities[:count],
+            threshold,
+            folder / "test_grid.png",
+        )
+    return {name: str(path.relative_to(run_dir)) for name, path in drawn.items()}

@@ -1,0 +1,156 @@
+"""``aiclassify.evaluate`` on a tiny demo run: report files, figures, metadata, consistency."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aiclassify.evaluation.robustness import TIERS
+
+FIGURES = (
+    "training_curves",
+    "roc",
+    "precision_recall",
+    "confusion_matrix",
+    "reliability",
+    "robustness",
+    "test_grid",
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    """A cnn_small2 run trained for two epochs on 40 demo images per class."""
+    from aiclassify.config import load_config
+    from aiclassify.training import run
+
+    tmp = tmp_path_factory.mktemp("evaluate")
+    config = load_config(
+        None,
+        [
+            "name=tiny-eval",
+            "data.source=demo",
+            f"data.path={tmp}/demo",
+            "data.demo_images_per_class=40",
+            "data.image_size=32",
+            "model.name=cnn_small2",
+            "train.epochs=2",
+            "train.batch_size=16",
+            "train.verbose=0",
+        ],
+    )
+    run(config, tmp / "run")
+    return tmp / "run"
+
+
+@pytest.fixture(scope="module")
+def evaluated(tiny_run) -> tuple[Path, dict, dict]:
+    """Run the command once (with an OOD set); return the run, the report and the old metadata."""
+    from aiclassify.evaluate import main
+
+    before = json.loads((tiny_run / "metadata.json").read_text())
+    ood = f"demo-all={tiny_run.parent / 'demo'}"
+    assert main(["--run", str(tiny_run), "--ood", ood, "--grid-images", "8"]) == 0
+    return tiny_run, json.loads((tiny_run / "report.json").read_text()), before
+
+
+def test_writes_report_and_every_figure(evaluated):
+    run_dir, report, _ = evaluated
+    markdown = (run_dir / "report.md").read_text()
+    for heading in (
+        "Test metrics",
+        "Calibration",
+        "Operating points",
+        "Robustness tiers",
+        "Out-of-distribution",
+    ):
+        assert heading in markdown
+    assert set(report["figures"]) == set(FIGURES)
+    for relative in report["figures"].values():
+        assert (run_dir / relative).stat().st_size > 1000
+        assert f"({relative})" in markdown
+
+
+def test_report_metrics_match_training_metrics(evaluated):
+    """Bytes through serving_default score the test split exactly as training's pipeline did."""
+    run_dir, report, _ = evaluated
+    trained = json.loads((run_dir / "metrics.json").read_text())["test"]
+    test = report["test"]
+    assert test["examples"] == trained["examples"] == report["data"]["test_examples"]
+    assert test["accuracy"] == pytest.approx(trained["accuracy"])
+    assert test["roc_auc"] == pytest.approx(trained["roc_auc"], abs=1e-3)
+    assert test["log_loss"] == pytest.approx(trained["loss"], abs=1e-3)
+    assert np.sum(test["confusion_matrix"]) == test["examples"]
+    assert {"real", "ai-generated", "macro avg", "weighted avg"} <= set(test["classification_report"])
+    assert 0.0 <= test["average_precision"] <= 1.0
+
+
+def test_metadata_gains_calibration_and_operating_points(evaluated):
+    run_dir, report, before = evaluated
+    metadata = json.loads((run_dir / "metadata.json").read_text())
+    assert {key: metadata[key] for key in before} == before
+    calibration = metadata["calibration"]
+    assert set(calibration) == {"temperature", "ece_before", "ece_after", "fitted_on"}
+    assert calibration["fitted_on"] == "validation" and calibration["temperature"] > 0
+    points = metadata["operating_points"]
+    assert [p["name"] for p in points] == ["fpr_1pct", "fpr_5pct", "balanced"]
+    assert [p["target_fpr"] for p in points] == [0.01, 0.05, None]
+    for point, reported in zip(points, report["operating_points"], strict=True):
+        assert set(point) == {"name", "target_fpr", "threshold", "fpr", "tpr"}
+        assert point["target_fpr"] is None or point["fpr"] <= point["target_fpr"]
+        assert set(reported["test"]) == {"fpr", "tpr"}
+
+
+def test_robustness_tiers_and_ood_sets(evaluated):
+    _, report, _ = evaluated
+    rows = {row["tier"]: row for row in report["robustness"]}
+    assert list(rows) == list(TIERS)
+    assert rows["clean"]["accuracy"] == report["test"]["accuracy"]
+    for row in rows.values():
+        assert 0.0 <= row["accuracy"] <= 1.0 and row["examples"] == report["data"]["test_examples"]
+    assert report["ood"]["demo-all"]["examples"] == 80
+
+
+def test_robustness_transforms_return_decodable_images(tiny_run):
+    from PIL import Image
+
+    from aiclassify.data.layouts import list_images
+
+    original = Path(list_images(tiny_run.parent / "demo" / "real")[0]).read_bytes()
+    for name, transform in TIERS.items():
+        if transform is not None:
+            data = transform(original)
+            assert data != original, name
+            Image.open(io.BytesIO(data)).verify()
+
+
+def test_cli_reports_errors_and_registers_commands(tmp_path, capsys):
+    from aiclassify.cli import COMMANDS
+    from aiclassify.evaluate import main
+
+    assert COMMANDS["evaluate"][0] == "aiclassify.evaluate"
+    assert COMMANDS["compare"][0] == "aiclassify.compare"
+    assert main(["--run", str(tmp_path)]) == 2
+    assert "not a finished run" in capsys.readouterr().err
+
+
+def test_run_without_saved_model_is_scored_with_model_keras(evaluated, tmp_path):
+    """model.keras behind the same decoder gives the SavedModel's numbers."""
+    import shutil
+
+    from aiclassify.evaluation.report import evaluate_run
+
+    run_dir, report, _ = evaluated
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("saved_model", "figures"))
+    again = evaluate_run(copy, tiers=[], draw_figures=False, update_metadata=False)
+    assert again["figures"] == {} and [row["tier"] for row in again["robustness"]] == ["clean"]
+    assert again["test"]["accuracy"] == report["test"]["accuracy"]
+    assert again["test"]["roc_auc"] == pytest.approx(report["test"]["roc_auc"], abs=1e-6)
+    assert again["calibration"]["temperature"] == pytest.approx(
+        report["calibration"]["temperature"], rel=1e-3
+    )
