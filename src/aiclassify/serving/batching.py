@@ -1,10 +1,20 @@
 """Server-side batching: requests that arrive together share one forward pass.
 
 Each model has one :class:`BatchQueue` with one worker thread. ``submit`` returns a future; the
-worker takes the first waiting item, gathers more until ``max_batch_size`` items or
-``max_wait_s`` have passed, calls the scoring function once on the whole list and resolves every
-future. When a batch fails, its items are scored one by one so that a single bad input fails only
-its own request.
+worker takes the first waiting item and everything already queued behind it, calls the scoring
+function once on the whole list and resolves every future. Items that arrive while a batch is
+being scored wait in the queue and form the next batch, so under load batches grow by themselves.
+
+The worker waits up to ``max_wait_s`` for more items only when requests are arriving together:
+when it found more than one item waiting, when the previous batch had more than one item, or when
+the first item arrived less than ``max_wait_s`` after the one before it (and before any history,
+for the very first item). A lone request on an idle queue is scored at once, without the wait.
+While waiting, it stops as soon as the batch is as large as the previous one (then takes whatever
+else is already queued): under steady load that is how many requests are in flight, and waiting
+longer would only idle the model. Batches still grow when more requests queue up.
+
+When a batch fails, its items are scored one by one so that a single bad input fails only its own
+request.
 """
 
 from __future__ import annotations
@@ -37,6 +47,9 @@ class BatchQueue:
         self.max_wait_s = max(0.0, float(max_wait_s))
         self._queue: queue.Queue = queue.Queue()
         self._closed = False
+        self._last_arrival: float | None = None  # monotonic time of the previous submit
+        self._arrival_lock = threading.Lock()
+        self._last_batch_size = 0
         self.batch_sizes: list[int] = []  # recent batch sizes, for tests and monitoring
         self._thread = threading.Thread(target=self._run, name=f"batcher-{name}", daemon=True)
         self._thread.start()
@@ -47,7 +60,10 @@ class BatchQueue:
         if self._closed:
             future.set_exception(RuntimeError("the batching queue is closed"))
             return future
-        self._queue.put((item, future))
+        with self._arrival_lock:
+            now = time.monotonic()
+            previous, self._last_arrival = self._last_arrival, now
+        self._queue.put((item, future, previous, now))
         return future
 
     def close(self, timeout: float = 5.0) -> None:
@@ -66,22 +82,42 @@ class BatchQueue:
                 return
 
     def _gather(self) -> tuple[list[tuple[Any, Future]], bool]:
-        """Block for one item, then take more until the batch is full or the wait is over."""
+        """Block for one item, take what is queued behind it, and wait for more only under load."""
         first = self._queue.get()
         if first is _STOP:
             return [], True
-        batch = [first]
-        deadline = time.monotonic() + self.max_wait_s
-        while len(batch) < self.max_batch_size:
-            remaining = deadline - time.monotonic()
+        entries = [first]
+        stop = self._drain(entries, deadline=None)
+        if not stop and len(entries) < self.max_batch_size and self._expect_more(entries):
+            # Under steady load the previous batch size is what will come: stop waiting once it has.
+            target = self._last_batch_size if self._last_batch_size > 1 else self.max_batch_size
+            stop = self._drain(entries, deadline=time.monotonic() + self.max_wait_s, limit=target)
+            stop = stop or self._drain(entries, deadline=None)
+        self._last_batch_size = len(entries)
+        return [(item, future) for item, future, _, _ in entries], stop
+
+    def _drain(self, entries: list, deadline: float | None, limit: int | None = None) -> bool:
+        """Append queued entries until there are ``limit`` (default: a full batch), the queue is
+        empty (``deadline`` None) or ``deadline`` has passed; True when the stop marker was met."""
+        while len(entries) < min(limit or self.max_batch_size, self.max_batch_size):
+            remaining = 0.0 if deadline is None else deadline - time.monotonic()
             try:
                 entry = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
             except queue.Empty:
-                break
+                return False
             if entry is _STOP:
-                return batch, True
-            batch.append(entry)
-        return batch, False
+                return True
+            entries.append(entry)
+        return False
+
+    def _expect_more(self, entries: list) -> bool:
+        """Whether requests are arriving together, so waiting ``max_wait_s`` should fill the batch."""
+        if self.max_wait_s <= 0:
+            return False
+        if len(entries) > 1 or self._last_batch_size > 1:
+            return True
+        _, _, previous_arrival, arrival = entries[0]
+        return previous_arrival is None or arrival - previous_arrival < self.max_wait_s
 
     def _score_batch(self, batch: list[tuple[Any, Future]]) -> None:
         """Score ``batch`` at once; on failure, one by one."""

@@ -1,0 +1,113 @@
+"""scripts/bench_serve.py: its pure helpers, and (slow) one tiny end-to-end run on 127.0.0.1."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("bench_serve", REPO / "scripts" / "bench_serve.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = load_script()
+
+
+REFERENCE = {"single_forward_ms": 5.0, "batched_forward_ips": 300.0}
+
+
+def load(server, concurrency, p50, throughput, errors=0, requests=100):
+    return {"server": server, "concurrency": concurrency, "p50_ms": p50, "throughput_rps": throughput,
+            "errors": errors, "requests": requests, "reference": REFERENCE}
+
+
+def test_percentile_interpolates_like_numpy():
+    values = [0.4, 0.1, 0.3, 0.2]
+    assert bench.percentile(values, 50) == pytest.approx(0.25)
+    assert bench.percentile(values, 0) == 0.1 and bench.percentile(values, 100) == 0.4
+    assert bench.percentile(values, 95) == pytest.approx(0.385)
+    assert bench.percentile([7.0], 99) == 7.0
+    assert math.isnan(bench.percentile([], 50))
+
+
+def test_summarize_counts_errors_apart_from_latencies():
+    summary = bench.summarize([0.01, 0.02, 0.03], ["HTTP 503: b''", "HTTP 503: b''"], wall_s=0.5)
+    assert summary["requests"] == 5 and summary["errors"] == 2
+    assert summary["error_examples"] == ["HTTP 503: b''"]
+    assert summary["p50_ms"] == pytest.approx(20) and summary["throughput_rps"] == pytest.approx(6)
+
+
+def test_ratio_handles_missing_values():
+    assert bench.ratio(10, 4) == 2.5
+    assert bench.ratio(1, 0) is None and bench.ratio(None, 1) is None and bench.ratio(math.nan, 1) is None
+
+
+def test_reference_between_averages_the_measurements_around_a_load():
+    before = {"single_forward_ms": 4.0, "single_forward_mean_ms": 5.0, "batch8_forward_ips": 100.0,
+              "batched_forward_ips": 200.0, "when": "before c=1"}
+    after = {**before, "single_forward_ms": 6.0, "batched_forward_ips": 300.0, "when": "after c=1"}
+    middle = bench.reference_between(before, after)
+    assert middle["single_forward_ms"] == 5.0 and middle["batched_forward_ips"] == 250.0
+    assert "when" not in middle
+
+
+def test_ratio_and_goal_tables():
+    loads = [load("api", 1, 9.0, 100.0), load("baseline", 1, 200.0, 5.0),
+             load("api", 32, 150.0, 240.0, requests=10_000), load("baseline", 32, 900.0, 30.0)]
+    ratios = bench.ratio_rows(loads)
+    assert [r["concurrency"] for r in ratios] == [1, 32]
+    assert ratios[1]["throughput_api_over_baseline"] == pytest.approx(8)
+    assert ratios[0]["p50_baseline_over_api"] == pytest.approx(200 / 9)
+    goals = {row["goal"].split(" at ")[0]: row for row in bench.goal_rows(loads)}
+    assert goals["p50"]["met"] is True and goals["p50"]["target"] == 10.0
+    assert goals["throughput"]["met"] is True  # 240 >= 0.7 x 300
+    assert [row["met"] for row in bench.goal_rows(loads)] == [True, True, True, True]
+    few = [load("api", 32, 150.0, 240.0, requests=2000)]
+    assert bench.goal_rows(few)[-1]["met"] is None  # no errors, but too few requests to tell
+    failing = [load("api", 32, 150.0, 100.0, errors=1, requests=10_000)]
+    assert [row["met"] for row in bench.goal_rows(failing)] == [False, False]
+    table = bench.format_table(bench.goal_rows(failing), ["goal", "measured", "met"])
+    assert table.splitlines()[0].split() == ["goal", "measured", "met"] and "no" in table
+
+
+def test_multipart_body_is_parsed_by_werkzeug():
+    from werkzeug.test import EnvironBuilder
+
+    body = bench.multipart_body(b"\xff\xd8jpeg-bytes", "a.jpg")
+    environ = EnvironBuilder(method="POST", data=body,
+                             content_type=f"multipart/form-data; boundary={bench.BOUNDARY}").get_environ()
+    from werkzeug.wrappers import Request
+
+    upload = Request(environ).files["file"]
+    assert upload.filename == "a.jpg" and upload.read() == b"\xff\xd8jpeg-bytes"
+
+
+def test_a_missing_run_fails_with_a_clear_message(tmp_path, capsys):
+    assert bench.main(["--run", str(tmp_path / "nothing"), "--levels", "1"]) == 2
+    assert "make demo" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_end_to_end_on_a_tiny_model(trained_run, tmp_path):
+    """Both servers under gunicorn, a few requests at concurrency 1 and 2 (about a minute)."""
+    out = tmp_path / "bench.json"
+    assert bench.main(["--run", str(trained_run), "--requests", "12", "--baseline-requests", "6",
+                       "--levels", "1,2", "--warmup", "2", "--images", "4", "--forward-repeats", "5",
+                       "--out", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert {(r["server"], r["concurrency"]) for r in results["loads"]} == {
+        ("api", 1), ("baseline", 1), ("api", 2), ("baseline", 2)}
+    assert all(r["errors"] == 0 and r["p50_ms"] > 0 for r in results["loads"])
+    assert [r["requests"] for r in results["loads"]] == [12, 6, 12, 6]
+    assert [r["when"] for r in results["reference"]] == ["before c=1", "after c=1", "after c=2"]
+    assert all(r["reference"]["single_forward_ms"] > 0 for r in results["loads"]) and results["commit"]
+    assert results["machine"]["cpu_count"] >= 1 and len(results["ratios"]) == 2
