@@ -53,11 +53,8 @@ def find_data(args: argparse.Namespace, data: DataConfig) -> tuple[Path, str]:
     return write_demo_dataset(images_per_class=1200, image_size=32), "embedded demo data"
 
 
-def timed_training(model: keras.Model, dataset: tf.data.Dataset, steps: int, batch_size: int) -> dict:
-    """Train ``steps`` batches after a warm-up, timing the wait for each batch apart from the step."""
-    iterator = iter(dataset)
-    for _ in range(3):
-        model.train_on_batch(*next(iterator))
+def timed_training(model: keras.Model, iterator, steps: int, batch_size: int) -> dict:
+    """Train ``steps`` batches, timing the wait for each batch apart from the step."""
     waiting = 0.0
     started = time.perf_counter()
     for _ in range(steps):
@@ -65,8 +62,29 @@ def timed_training(model: keras.Model, dataset: tf.data.Dataset, steps: int, bat
         images, labels = next(iterator)
         waiting += time.perf_counter() - before
         model.train_on_batch(images, labels)
-    elapsed = time.perf_counter() - started
-    return {"images_per_second": steps * batch_size / elapsed, "data_wait_fraction": waiting / elapsed}
+    return {"seconds": time.perf_counter() - started, "waiting": waiting, "images": steps * batch_size}
+
+
+def interleaved_training(
+    model: keras.Model, datasets: dict, steps: int, batch_size: int, rounds: int
+) -> dict:
+    """Alternate the datasets in ``rounds`` chunks so drifting machine load hits both alike."""
+    iterators = {name: iter(dataset) for name, dataset in datasets.items()}
+    for iterator in iterators.values():  # warm-up: tracing and the first reads
+        for _ in range(3):
+            model.train_on_batch(*next(iterator))
+    totals = {name: {"seconds": 0.0, "waiting": 0.0, "images": 0} for name in datasets}
+    for _ in range(rounds):
+        for name, iterator in iterators.items():
+            for key, value in timed_training(model, iterator, max(1, steps // rounds), batch_size).items():
+                totals[name][key] += value
+    return {
+        name: {
+            "images_per_second": total["images"] / total["seconds"],
+            "data_wait_fraction": total["waiting"] / total["seconds"],
+        }
+        for name, total in totals.items()
+    }
 
 
 def pipeline_throughput(dataset: tf.data.Dataset, steps: int, batch_size: int) -> float:
@@ -112,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default="cifake.yaml")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--data", help="dataset folder (default: see above)")
-    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--steps", type=int, default=60, help="training steps per feed, in all rounds")
+    parser.add_argument("--rounds", type=int, default=4, help="alternations of the two feeds")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
     config = load_config(args.config, args.overrides)
@@ -124,8 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     in_memory = tf.data.Dataset.from_tensors((images, labels)).repeat()
 
     model = compile_model(config)
-    pipeline = timed_training(model, from_disk, args.steps, batch)
-    ceiling = timed_training(model, in_memory, args.steps, batch)
+    measured = interleaved_training(
+        model, {"pipeline": from_disk, "in_memory": in_memory}, args.steps, batch, args.rounds
+    )
+    pipeline, ceiling = measured["pipeline"], measured["in_memory"]
     flops = forward_flops(model)
     matmul = matmul_flops_per_second()
     results = {
@@ -134,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         "image_size": size,
         "batch_size": batch,
         "steps": args.steps,
+        "rounds": args.rounds,
         "data": f"{data_dir} ({data_origin}, {len(train)} training images)",
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, TensorFlow {tf.__version__}",
         "devices": [d.name for d in tf.config.list_logical_devices()],
@@ -141,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         "in_memory_images_per_second": ceiling["images_per_second"],
         "ratio_pipeline_to_in_memory": pipeline["images_per_second"] / ceiling["images_per_second"],
         "data_wait_fraction": pipeline["data_wait_fraction"],
-        "input_pipeline_alone_images_per_second": pipeline_throughput(from_disk, args.steps, batch),
+        "input_pipeline_alone_images_per_second": pipeline_throughput(from_disk, 4 * args.steps, batch),
         "forward_gflops_per_image": flops / 1e9,
         "train_gflops_per_image_approx": 3 * flops / 1e9,
         "matmul_gflops_per_second": matmul / 1e9,
