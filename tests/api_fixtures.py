@@ -11,6 +11,7 @@ import io
 import json
 import shutil
 import struct
+import subprocess
 import tempfile
 import threading
 import zlib
@@ -186,3 +187,13 @@ def assert_matches_openapi(response, path: str, method: str = "post") -> dict[st
               "components": document["components"]}
     jsonschema.Draft202012Validator(schema).validate(body)
     return body
+
+
+def stop_process(process: subprocess.Popen, grace_s: float = 15) -> None:
+    """Terminate a server started by a test, killing it if it does not stop within ``grace_s``."""
+    process.terminate()
+    try:
+        process.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)

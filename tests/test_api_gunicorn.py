@@ -13,7 +13,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from api_fixtures import assert_matches_openapi, calibrated_run, image_bytes, noise_image, tiny_run
+from api_fixtures import (
+    assert_matches_openapi,
+    calibrated_run,
+    image_bytes,
+    noise_image,
+    stop_process,
+    tiny_run,
+)
 
 pytest.importorskip("gunicorn")
 requests = pytest.importorskip("requests")
@@ -63,12 +70,7 @@ def server():
         wait_until_ready(base, process, log)
         yield base, log
     finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        stop_process(process)
         log.unlink(missing_ok=True)
 
 

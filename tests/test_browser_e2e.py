@@ -33,6 +33,7 @@ playwright_api = pytest.importorskip(
 requests = pytest.importorskip("requests")
 pytest.importorskip("streamlit")
 
+from api_fixtures import stop_process  # noqa: E402
 from test_streamlit_app import APP, REPO, free_port, serve_api  # noqa: E402
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -78,12 +79,7 @@ def streamlit_url(api, tmp_path_factory) -> Iterator[str]:
             time.sleep(0.3)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        stop_process(process, grace_s=10)
 
 
 def sample_images(directory: Path) -> list[Path]:
