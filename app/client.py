@@ -151,10 +151,13 @@ class ApiClient:
         return models
 
     def predict(self, files: list[tuple[str, bytes]], model: str | None = None,
-                operating_point: str | None = None) -> dict[str, Any]:
-        """``POST /predict`` with ``files`` as (file name, content) pairs; the API's JSON answer."""
-        params = {key: value for key, value in (("model", model), ("operating_point", operating_point))
-                  if value}
+                operating_point: str | None = None, explain: bool = False) -> dict[str, Any]:
+        """``POST /predict`` with ``files`` as (file name, content) pairs; the API's JSON answer.
+
+        ``explain`` asks for a Grad-CAM overlay with each prediction (``explanation``).
+        """
+        params = {key: value for key, value in (("model", model), ("operating_point", operating_point),
+                                                ("explain", "true" if explain else None)) if value}
         multipart = [("file", (name, content, mimetypes.guess_type(name)[0] or "application/octet-stream"))
                      for name, content in files]
         return self._request("POST", "/predict", params=params, files=multipart)

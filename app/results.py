@@ -6,6 +6,8 @@ rejects a whole request when one of its images is bad). Nothing here imports Str
 
 from __future__ import annotations
 
+import base64
+import binascii
 import csv
 import io
 import json
@@ -36,6 +38,8 @@ class ResultRow:
     height: int | None = None
     format: str | None = None
     error: str | None = None
+    overlay_png: bytes | None = None  # Grad-CAM overlay, when asked for and the model can explain
+    overlay_note: str | None = None  # why there is no overlay although one was asked for
 
     @property
     def ok(self) -> bool:
@@ -67,7 +71,35 @@ def row_from_prediction(filename: str, prediction: dict[str, Any]) -> ResultRow:
         width=prediction.get("width"),
         height=prediction.get("height"),
         format=prediction.get("format"),
+        overlay_png=overlay_from_prediction(prediction),
     )
+
+
+def overlay_from_prediction(prediction: dict[str, Any]) -> bytes | None:
+    """The PNG bytes of the prediction's Grad-CAM overlay (``explanation.overlay_png_b64``), or None."""
+    explanation = prediction.get("explanation")
+    if not isinstance(explanation, dict) or not isinstance(explanation.get("overlay_png_b64"), str):
+        return None
+    try:
+        return base64.b64decode(explanation["overlay_png_b64"], validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _predict_one(client: ApiClient, name: str, content: bytes, model: str | None,
+                 operating_point: str | None, explain: bool) -> ResultRow:
+    """One file's row; with ``explain``, a model that cannot explain is scored without an overlay."""
+    try:
+        body = client.predict([(name, content)], model=model, operating_point=operating_point,
+                              explain=explain)
+        return row_from_prediction(name, body["predictions"][0])
+    except ApiError as error:
+        if not (explain and error.status == 422 and "explanations need" in error.message):
+            raise
+        body = client.predict([(name, content)], model=model, operating_point=operating_point)
+        row = row_from_prediction(name, body["predictions"][0])
+        row.overlay_note = error.message
+        return row
 
 
 def score_files(
@@ -76,13 +108,15 @@ def score_files(
     model: str | None = None,
     operating_point: str | None = None,
     progress: Callable[[int, int, str], None] | None = None,
+    explain: bool = False,
 ) -> tuple[list[ResultRow], ApiError | None]:
     """Score ``files`` ((name, content) pairs) one request each; the rows, in order, and a fatal error.
 
     A file the API rejects (unreadable, unsupported, too large) gets a row with its ``error`` and the
     batch goes on. When the API is unreachable or stops answering, the remaining files are marked
     not scored and that error is returned so the page can say what happened. ``progress(done,
-    total, name)`` is called after each file.
+    total, name)`` is called after each file. ``explain`` asks for Grad-CAM overlays
+    (``ResultRow.overlay_png``); a model that cannot explain leaves ``overlay_note`` instead.
     """
     rows: list[ResultRow] = []
     fatal: ApiError | None = None
@@ -94,8 +128,7 @@ def score_files(
             rows.append(ResultRow(file=name, error="empty file"))
         else:
             try:
-                body = client.predict([(name, content)], model=model, operating_point=operating_point)
-                rows.append(row_from_prediction(name, body["predictions"][0]))
+                rows.append(_predict_one(client, name, content, model, operating_point, explain))
             except ApiError as error:
                 rows.append(ResultRow(file=name, error=error.message))
                 if error.api_unusable:

@@ -59,13 +59,18 @@ def sidebar() -> tuple[ApiClient, list[ModelInfo], ApiError | None, str | None, 
 
 
 def show_verdict(row: results.ResultRow, content: bytes) -> None:
-    """One image beside its verdict, probability bar, model and threshold."""
-    left, right = st.columns([1, 3])
+    """One image (and its Grad-CAM overlay, when there is one) beside its verdict, probability bar."""
+    if row.overlay_png:
+        left, middle, right = st.columns([1, 1, 2])
+    else:
+        (left, right), middle = st.columns([1, 3]), None
     if row.ok:
         try:
             left.image(content, width=160)
         except Exception:  # a preview is a nicety; the verdict still shows
             left.caption("(no preview)")
+    if middle is not None:
+        middle.image(row.overlay_png, width=160, caption="Grad-CAM: red raises P(AI-generated)")
     with right:
         st.markdown(f"**{row.file}**")
         if not row.ok:
@@ -78,11 +83,13 @@ def show_verdict(row: results.ResultRow, content: bytes) -> None:
         point = "default" if row.operating_point in (None, "default") else row.operating_point
         st.caption(f"Model {row.model} (version {row.model_version}) · threshold {row.threshold:.3f} "
                    f"({point}) · {row.size} {row.format or ''}")
+        if row.overlay_note:
+            st.caption(f"No Grad-CAM overlay: {row.overlay_note}")
 
 
-def score(client: ApiClient, uploads: list, model: str, point: str | None) -> dict:
+def score(client: ApiClient, uploads: list, model: str, point: str | None, explain: bool = False) -> dict:
     """Score the uploads (with a progress bar) unless the same files were scored with these settings."""
-    key = (client.base_url, model, point, tuple((f.file_id, f.name, f.size) for f in uploads))
+    key = (client.base_url, model, point, explain, tuple((f.file_id, f.name, f.size) for f in uploads))
     cached = st.session_state.get("scored")
     if cached and cached["key"] == key:
         return cached
@@ -93,7 +100,8 @@ def score(client: ApiClient, uploads: list, model: str, point: str | None) -> di
         """Move the bar after each scored file."""
         bar.progress(done / total, text=f"Scored {done} of {total}: {name}")
 
-    rows, fatal = results.score_files(client, files, model=model, operating_point=point, progress=progress)
+    rows, fatal = results.score_files(client, files, model=model, operating_point=point, progress=progress,
+                                        explain=explain)
     bar.empty()
     # a batch cut short by an unreachable API is scored again on the next run of the page
     scored = {"key": key if fatal is None else None, "rows": rows,
@@ -144,6 +152,9 @@ def main() -> None:
     st.title("AI-generated or real?")
     st.caption("Upload one image or many; each is classified by the aiclassify API.")
     client, models, error, model, point = sidebar()
+    explain = st.sidebar.checkbox(
+        "Show Grad-CAM overlay", key="explain",
+        help="Ask the API for a heatmap of where the model sees evidence of AI generation (slower).")
     if error is not None:
         st.error(error.message)
         st.button("Retry", key="retry")
@@ -153,7 +164,7 @@ def main() -> None:
     uploads = st.file_uploader("Images (jpg, jpeg, png, webp, bmp)", type=list(results.SUPPORTED_TYPES),
                                accept_multiple_files=True, key="uploads")
     if uploads and model is not None:
-        show_results(score(client, list(uploads), model, point))
+        show_results(score(client, list(uploads), model, point, explain))
     elif uploads:
         st.info("The images will be classified once the API is reachable and a model is available.")
     about_panel(models)

@@ -12,6 +12,7 @@ COMMANDS = {
     "evaluate": ("aiclassify.evaluate", "evaluate a run: metrics, calibration, robustness, figures"),
     "compare": ("aiclassify.compare", "train and evaluate several models on the same splits"),
     "data": ("aiclassify.data.cli", "download, inspect and clean datasets"),
+    "explain": ("aiclassify.explain", "Grad-CAM heatmap overlay for an image"),
 }
 
 

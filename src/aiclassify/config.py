@@ -36,6 +36,9 @@ class DataConfig:
     shuffle_buffer: int = 10_000
     demo_images_per_class: int = 1200  # only for source: demo
     demo_image_size: int = 32  # only for source: demo
+    filter: str = "none"  # forensic input filter inside the model (docs/filters.md)
+    filter_sigma: float = 1.0  # gaussian_blur only
+    filter_kernel_size: int = 3  # gaussian_blur and median_blur: odd window size
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,12 @@ class TrainConfig:
     seed: int = 42
     tensorboard: bool = False
     verbose: int = 2  # Keras fit verbosity: 2 prints one line per epoch
+    augment: tuple[str, ...] = ()  # training-only augmentations (docs/filters.md); empty: off
+    augment_rotation_degrees: float = 15.0  # rotation: angle drawn from [-d, d]
+    augment_min_scale: float = 0.8  # crop_resize and downscale: side scale drawn from [s, 1]
+    augment_noise_sigma: float = 4.0  # noise: Gaussian sigma in 0-255 pixel units
+    augment_color_strength: float = 0.2  # color_jitter: brightness/contrast/saturation strength
+    augment_jpeg_min_quality: int = 60  # jpeg: quality drawn from [q, 100]
 
 
 @dataclass(frozen=True)
@@ -150,6 +159,14 @@ def from_dict(schema: type, values: dict[str, Any], source: str, prefix: str = "
 
 
 def _check_type(value: Any, expected: Any, dotted: str, source: str) -> Any:
+    if typing.get_origin(expected) is tuple:  # tuple[X, ...]: a YAML list, stored as a hashable tuple
+        (item_type, _) = typing.get_args(expected)
+        if not isinstance(value, list | tuple):
+            raise ConfigError(
+                f"{source}: '{dotted}' must be a list of {item_type.__name__}. "
+                f"Received: {value!r} ({type(value).__name__})"
+            )
+        return tuple(_check_type(item, item_type, f"{dotted}[{i}]", source) for i, item in enumerate(value))
     allowed = typing.get_args(expected) if isinstance(expected, types.UnionType) else (expected,)
     for kind in allowed:
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
@@ -163,8 +180,16 @@ def _check_type(value: Any, expected: Any, dotted: str, source: str) -> Any:
 
 
 def to_dict(config: Config) -> dict[str, Any]:
-    """The resolved configuration as plain data."""
-    return dataclasses.asdict(config)
+    """The resolved configuration as plain data (tuples become lists, as YAML reads them back)."""
+    return _plain(dataclasses.asdict(config))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, tuple | list):
+        return [_plain(item) for item in value]
+    return value
 
 
 def save_config(config: Config, path: Path) -> None:

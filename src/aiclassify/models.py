@@ -1,7 +1,8 @@
 """A small registry of pure Functional model builders.
 
-Every model takes raw 0-255 RGB pixels (``Rescaling`` is its first layer) and returns
-P(AI-generated) from a float32 sigmoid, so it is numerically safe under mixed precision.
+Every model takes raw 0-255 RGB pixels (``Rescaling`` is its first layer, preceded only by an
+optional forensic filter, see :mod:`aiclassify.filters`) and returns P(AI-generated) from a
+float32 sigmoid, so it is numerically safe under mixed precision.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from collections.abc import Callable
 
 import keras
 from keras import layers
+
+from aiclassify.filters import make_filter
 
 ModelBuilder = Callable[..., keras.Model]
 _REGISTRY: dict[str, ModelBuilder] = {}
@@ -26,6 +29,11 @@ def register(name: str) -> Callable[[ModelBuilder], ModelBuilder]:
     return decorator
 
 
+def load_keras_model(path) -> keras.Model:
+    """Load a saved ``.keras`` model; importing this module registers the project's custom layers."""
+    return keras.saving.load_model(path, compile=False)
+
+
 def model_names() -> list[str]:
     """Names accepted by :func:`build_model`."""
     return sorted(_REGISTRY)
@@ -38,8 +46,15 @@ def build_model(
     dropout: float = 0.5,
     padding: str = "same",
     bn_momentum: float = 0.99,
+    filter_name: str = "none",
+    filter_sigma: float = 1.0,
+    filter_kernel_size: int = 3,
 ) -> keras.Model:
-    """Build the registered model ``name`` for square ``image_size`` inputs."""
+    """Build the registered model ``name`` for square ``image_size`` inputs.
+
+    ``filter_name`` (see :data:`aiclassify.filters.FILTER_NAMES`) inserts a fixed filter layer
+    named ``filter`` between the input and ``Rescaling``; ``none`` builds the plain model.
+    """
     if name not in _REGISTRY:
         raise ValueError(f"Unknown model name. Valid names: {model_names()}. Received: name={name!r}")
     if not 0.0 <= dropout < 1.0:
@@ -48,12 +63,16 @@ def build_model(
         raise ValueError(f"padding must be 'same' or 'valid'. Received: padding={padding!r}")
     if not 0.0 < bn_momentum < 1.0:
         raise ValueError(f"bn_momentum must be in (0, 1). Received: bn_momentum={bn_momentum}")
+    filter_layer = make_filter(filter_name, sigma=filter_sigma, kernel_size=filter_kernel_size)
     inputs = keras.Input(shape=(image_size, image_size, channels), name="image")
-    return _REGISTRY[name](inputs, dropout=dropout, padding=padding, bn_momentum=bn_momentum)
+    return _REGISTRY[name](
+        inputs, dropout=dropout, padding=padding, bn_momentum=bn_momentum, filter_layer=filter_layer
+    )
 
 
-def _rescaled(inputs: keras.KerasTensor) -> keras.KerasTensor:
-    return layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
+def _rescaled(inputs: keras.KerasTensor, filter_layer: keras.layers.Layer | None = None) -> keras.KerasTensor:
+    x = inputs if filter_layer is None else filter_layer(inputs)
+    return layers.Rescaling(1.0 / 255.0, name="rescale")(x)
 
 
 def _probability(x: keras.KerasTensor) -> keras.KerasTensor:
@@ -85,11 +104,15 @@ def apply_conv_block(
 
 @register("cnn5")
 def cnn5(
-    inputs: keras.KerasTensor, dropout: float = 0.5, padding: str = "same", bn_momentum: float = 0.99
+    inputs: keras.KerasTensor,
+    dropout: float = 0.5,
+    padding: str = "same",
+    bn_momentum: float = 0.99,
+    filter_layer: keras.layers.Layer | None = None,
 ) -> keras.Model:
     """The published five-block CNN: 17,566,241 parameters at 224x224x3."""
     _check_spatial(inputs, inputs.shape[1] // 32, "cnn5")
-    x = _rescaled(inputs)
+    x = _rescaled(inputs, filter_layer)
     for block, filters in enumerate((32, 64, 128, 256, 512), start=1):
         x = apply_conv_block(x, filters, convs=2, block=block, bn_momentum=bn_momentum)
     x = layers.Flatten(name="flatten")(x)
@@ -100,11 +123,15 @@ def cnn5(
 
 @register("lenet5")
 def lenet5(
-    inputs: keras.KerasTensor, dropout: float = 0.5, padding: str = "same", bn_momentum: float = 0.99
+    inputs: keras.KerasTensor,
+    dropout: float = 0.5,
+    padding: str = "same",
+    bn_momentum: float = 0.99,
+    filter_layer: keras.layers.Layer | None = None,
 ) -> keras.Model:
     """LeNet-5 for RGB input, with BatchNorm after each convolution."""
     _check_spatial(inputs, ((inputs.shape[1] - 4) // 2 - 4) // 2, "lenet5")
-    x = _rescaled(inputs)
+    x = _rescaled(inputs, filter_layer)
     for block, filters in enumerate((6, 16), start=1):
         x = layers.Conv2D(filters, 5, activation="relu", name=f"block{block}_conv1")(x)
         x = layers.BatchNormalization(momentum=bn_momentum, name=f"block{block}_bn1")(x)
@@ -121,6 +148,7 @@ def cnn_small(
     dropout: float = 0.5,
     padding: str = "same",
     bn_momentum: float = 0.99,
+    filter_layer: keras.layers.Layer | None = None,
 ) -> keras.Model:
     """A baseline of ``conv_layers`` Conv 3x3 + MaxPool stages (16, 32, 64, 128 filters)."""
     name = f"cnn_small{conv_layers}"
@@ -128,7 +156,7 @@ def cnn_small(
     for _ in range(conv_layers):
         size = (size - (2 if padding == "valid" else 0)) // 2
     _check_spatial(inputs, size, name)
-    x = _rescaled(inputs)
+    x = _rescaled(inputs, filter_layer)
     for block, filters in enumerate((16, 32, 64, 128)[:conv_layers], start=1):
         x = layers.Conv2D(filters, 3, padding=padding, activation="relu", name=f"block{block}_conv1")(x)
         x = layers.MaxPooling2D(2, name=f"block{block}_pool")(x)

@@ -19,11 +19,13 @@ import tensorflow as tf
 
 from aiclassify import LABEL_NAMES, __version__, runs
 from aiclassify.config import Config
+from aiclassify.data.augment import AugmentOptions, make_augmenter
 from aiclassify.data.layouts import DatasetSplits, load_splits
 from aiclassify.data.pipeline import make_dataset
 from aiclassify.data.sources import dataset_root
 from aiclassify.data.validate import drop_unreadable
 from aiclassify.export import export_saved_model
+from aiclassify.filters import make_filter
 from aiclassify.metrics import binary_metrics
 from aiclassify.models import build_model
 
@@ -74,6 +76,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
 def prepare_data(config: Config, workdir: Path) -> tuple[DatasetSplits, dict[str, tf.data.Dataset], list]:
     """Discover, validate and build the train/validation/test pipelines."""
     data, train = config.data, config.train
+    augment = make_augmenter(train.augment, augment_options(config))  # fails fast on a bad name
     splits = load_splits(dataset_root(data, train.seed), data.val_fraction, data.test_fraction, train.seed)
     skipped = []
     for name, samples in splits.splits.items():
@@ -91,10 +94,23 @@ def prepare_data(config: Config, workdir: Path) -> tuple[DatasetSplits, dict[str
             cache=data.cache,
             cache_dir=workdir / "cache" / name,
             shuffle_buffer=data.shuffle_buffer,
+            augment=augment,
         )
         for name, samples in splits.splits.items()
     }
     return splits, datasets, skipped
+
+
+def augment_options(config: Config) -> AugmentOptions:
+    """The ``train.augment_*`` strengths."""
+    train = config.train
+    return AugmentOptions(
+        rotation_degrees=train.augment_rotation_degrees,
+        min_scale=train.augment_min_scale,
+        noise_sigma=train.augment_noise_sigma,
+        color_strength=train.augment_color_strength,
+        jpeg_min_quality=train.augment_jpeg_min_quality,
+    )
 
 
 def compile_model(config: Config) -> keras.Model:
@@ -105,6 +121,9 @@ def compile_model(config: Config) -> keras.Model:
         dropout=config.model.dropout,
         padding=config.model.padding,
         bn_momentum=config.model.bn_momentum,
+        filter_name=config.data.filter,
+        filter_sigma=config.data.filter_sigma,
+        filter_kernel_size=config.data.filter_kernel_size,
     )
     optimizer = keras.optimizers.get(
         {"class_name": config.train.optimizer, "config": {"learning_rate": config.train.learning_rate}}
@@ -214,6 +233,12 @@ def build_metadata(
         "parameters": int(model.count_params()),
         "image_size": config.data.image_size,
         "input": "RGB uint8 0-255 pixels, resized with antialiasing; rescaling is inside the model",
+        "filter": {
+            "name": config.data.filter,
+            "sigma": config.data.filter_sigma,
+            "kernel_size": config.data.filter_kernel_size,
+        },
+        "augment": list(config.train.augment),
         "output": "probability that the image is AI-generated",
         "classes": {str(index): name for index, name in enumerate(LABEL_NAMES)},
         "class_folders": {"0": splits.class_folders.get("real"), "1": splits.class_folders.get("fake")},
@@ -237,6 +262,8 @@ def build_metadata(
 def run(config: Config, workdir: Path, overwrite: bool = False) -> dict[str, Any]:
     """Train, evaluate and export one run into ``workdir``; return its metrics."""
     workdir = Path(workdir)
+    make_filter(config.data.filter, config.data.filter_sigma, config.data.filter_kernel_size)  # validate
+    make_augmenter(config.train.augment, augment_options(config))  # before the run directory is made
     resuming = runs.prepare_workdir(config, workdir, overwrite)
     logger.info("%s run '%s' in %s", "Resuming" if resuming else "Starting", config.name, workdir)
     has_gpu = bool(enable_gpu_memory_growth())

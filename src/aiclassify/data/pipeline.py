@@ -7,6 +7,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from aiclassify.data.augment import Augmenter
 from aiclassify.data.layouts import Sample
 from aiclassify.preprocessing import decode_and_resize
 
@@ -30,8 +31,13 @@ def make_dataset(
     cache: str = "memory",
     cache_dir: Path | None = None,
     shuffle_buffer: int = 10_000,
+    augment: Augmenter | None = None,
 ) -> tf.data.Dataset:
     """Batched (image uint8 0-255, label) pairs: parallel decode, cache, seeded shuffle, prefetch.
+
+    ``augment`` (see :func:`aiclassify.data.augment.make_augmenter`) is applied only when
+    ``training``, after the cache and shuffle, with a per-example seed drawn from a stream
+    seeded by ``seed`` that changes every epoch: the same seed gives the same batches.
 
     ``samples`` are expected pre-shuffled (see ``load_splits``), so a bounded shuffle buffer
     after the cache still mixes the classes. Files that fail to decode are logged and dropped.
@@ -60,4 +66,15 @@ def make_dataset(
         dataset = dataset.cache(str(cache_dir / "images"))
     if training:
         dataset = dataset.shuffle(min(shuffle_buffer, len(samples)), seed=seed, reshuffle_each_iteration=True)
+        if augment is not None:
+            dataset = _augmented(dataset, augment, seed)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _augmented(dataset: tf.data.Dataset, augment: Augmenter, seed: int) -> tf.data.Dataset:
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    return tf.data.Dataset.zip(dataset, seeds).map(
+        lambda example, op_seed: (augment(example[0], op_seed), example[1]),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )

@@ -83,13 +83,13 @@ class RunScorer:
         return lambda batch: serve(image_bytes=tf.constant(batch, dtype=tf.string))[OUTPUT_KEY].numpy()
 
     def _keras_fn(self, run_dir: Path) -> Callable[[list[bytes]], np.ndarray]:
-        import keras
         import tensorflow as tf
 
+        from aiclassify.models import load_keras_model
         from aiclassify.preprocessing import decode_batch
 
         logger.info("No %s in %s: scoring with %s.", runs.SAVED_MODEL_DIR, run_dir, runs.MODEL_FILE)
-        model = keras.saving.load_model(run_dir / runs.MODEL_FILE, compile=False)
+        model = load_keras_model(run_dir / runs.MODEL_FILE)
         size = self.image_size
 
         def score(batch: list[bytes]) -> np.ndarray:

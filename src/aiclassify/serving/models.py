@@ -136,6 +136,7 @@ class ServedModel:
         self.default_threshold = 0.5
         self.operating_points: tuple[OperatingPoint, ...] = ()
         self.batcher: BatchQueue | None = None
+        self._explainer: Any = None
 
     def load(self, max_batch_size: int = 32, max_wait_s: float = 0.005) -> None:
         """Load (unless injected), read the metadata, answer a warm-up call, start batching."""
@@ -215,6 +216,15 @@ class ServedModel:
             except Exception as error:
                 results.append(error)
         return results
+
+    def explain(self, image: bytes) -> dict[str, Any]:
+        """A Grad-CAM explanation of one image (``model.keras`` loaded on first use); 422 without one."""
+        from aiclassify.serving.explanations import Explainer
+
+        if self._explainer is None:
+            size = self.metadata.get("image_size")
+            self._explainer = Explainer(self.name, self.source, None if size is None else int(size))
+        return self._explainer.explain(image)
 
     def describe(self) -> dict[str, Any]:
         """Name, version and what the run's metadata says about the model and its training data."""

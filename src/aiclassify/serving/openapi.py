@@ -42,7 +42,8 @@ def _errors(*codes: int) -> dict[str, Any]:
         404: "Unknown model (or version)",
         413: "Request body larger than AICLASSIFY_MAX_UPLOAD_MB",
         415: "Image format the model does not serve (TIFF, ICO, PSD...)",
-        422: "Not an image, truncated or corrupt, too large in pixels, or no such operating point",
+        422: "Not an image, truncated or corrupt, too large in pixels, no such operating point, "
+             "or explain=true for a model that cannot explain",
         500: "Server error (logged)",
         503: "Model not loaded yet or failed to load, or timed out",
     }
@@ -86,7 +87,16 @@ SCHEMAS: dict[str, Any] = {
         "converted": {"type": "boolean",
                       "description": "re-encoded as PNG (EXIF rotation, mode, animation) before the model"},
         "timing_ms": _obj({"preprocess": NUMBER, "inference": NUMBER}),
-    }),
+        "explanation": _ref("Explanation"),
+    }, required=["index", "filename", "label", "probability_ai", "probability_ai_uncalibrated",
+                 "threshold", "operating_point", "model", "width", "height", "format", "converted",
+                 "timing_ms"]),
+    "Explanation": {**_obj({
+        "method": {"const": "grad-cam"},
+        "layer": {**STRING, "description": "the convolutional layer whose feature maps are weighted"},
+        "overlay_png_b64": {**STRING, "description": "base64 PNG: the heatmap of P(AI-generated) in "
+                            "the jet colormap blended over the image as the model decoded it"},
+    }), "description": "only with explain=true; needs a model served from a run directory"},
     "PredictResponse": _obj({
         "model": _ref("ModelSummary"),
         "predictions": {"type": "array", "items": _ref("ImagePrediction")},
@@ -97,6 +107,7 @@ SCHEMAS: dict[str, Any] = {
         "model": STRING,
         "target_fpr": NUMBER,
         "operating_point": STRING,
+        "explain": {"type": ["boolean", "string"]},
     }, required=["images"]),
     "TFServingPredictRequest": {
         "type": "object",
@@ -135,7 +146,7 @@ def _predict_operation() -> dict[str, Any]:
     multipart = _obj({
         "file": {"type": "array", "items": {"type": "string", "format": "binary"}},
         "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
-        "model": STRING, "target_fpr": NUMBER, "operating_point": STRING,
+        "model": STRING, "target_fpr": NUMBER, "operating_point": STRING, "explain": STRING,
     }, required=[], closed=False)
     return {
         "summary": "Classify images as real or AI-generated",
@@ -145,6 +156,9 @@ def _predict_operation() -> dict[str, Any]:
              "description": "use the stored operating point for this false-positive rate (e.g. 0.01)"},
             {"name": "operating_point", "in": "query", "required": False, "schema": STRING,
              "description": "use the stored operating point with this name (e.g. balanced)"},
+            {"name": "explain", "in": "query", "required": False, "schema": {"type": "boolean"},
+             "description": "add a Grad-CAM heatmap overlay to each prediction (slower; 422 when the "
+                            "model is not served from a run directory with model.keras)"},
         ],
         "requestBody": {"required": True, "content": {
             "multipart/form-data": {"schema": multipart},

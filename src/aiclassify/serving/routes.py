@@ -10,6 +10,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from aiclassify.serving import openapi, tfserving
 from aiclassify.serving.errors import ApiError
+from aiclassify.serving.explanations import parse_flag
 from aiclassify.serving.inference import Scored, Upload, decode_b64, score_uploads
 from aiclassify.serving.models import ServedModel
 
@@ -55,12 +56,16 @@ def predict():
     body = _json_body()
     model = state.registry.get(_param("model", body))
     threshold, point = model.threshold_for(_target_fpr(body), _param("operating_point", body))
+    explain = parse_flag("explain", _param("explain", body))
     uploads = _collect_uploads(body, state.settings.max_images)
     scored = score_uploads(model, uploads, state.limits, state.settings.request_timeout_s)
     predictions = [
         _prediction(index, upload, item, model, threshold, point)
         for index, (upload, item) in enumerate(zip(uploads, scored, strict=True))
     ]
+    if explain:
+        for prediction, item in zip(predictions, scored, strict=True):
+            prediction["explanation"] = model.explain(item.image.data)
     return jsonify({
         "model": _model_summary(model),
         "predictions": predictions,

@@ -1,0 +1,142 @@
+"""Grad-CAM explanations: where in an image the model's "AI-generated" evidence lies.
+
+``python -m aiclassify.explain --run runs/demo img.jpg --out overlay.png`` prints the image's
+P(AI-generated) and writes the heatmap blended over the image. The image goes through
+:func:`aiclassify.preprocessing.decode_and_resize`, exactly as in training and serving; the
+heatmap is computed at the last convolutional layer (or ``--layer``) from the gradient of the
+AI logit, and upsampled back to the original image's height x width.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+OUTPUT_LAYER = "probability_ai"
+
+
+def last_conv_layer(model: Any) -> str:
+    """The name of the model's last ``Conv2D`` layer (ValueError when it has none)."""
+    import keras
+
+    names = [layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    if not names:
+        raise ValueError(f"model {model.name!r} has no Conv2D layer to explain")
+    return names[-1]
+
+
+def _logit_model(model: Any, layer_name: str) -> Any:
+    """``image -> (feature maps of layer_name, AI logit)`` (logit from the sigmoid layer's input)."""
+    import keras
+
+    features = model.get_layer(layer_name).output
+    try:
+        head = model.get_layer(OUTPUT_LAYER)
+    except ValueError:
+        head = None
+    if head is not None and getattr(head, "activation", None) is keras.activations.sigmoid:
+        return keras.Model(model.inputs, [features, head.input]), head
+    return keras.Model(model.inputs, [features, model.output]), None
+
+
+def grad_cam_and_probability(
+    model: Any, image_bytes: bytes, image_size: int, layer_name: str | None = None
+) -> tuple[np.ndarray, float, str]:
+    """Grad-CAM heatmap (original height x width, values in [0, 1]), P(AI) and the layer used."""
+    import tensorflow as tf
+
+    from aiclassify.preprocessing import decode_and_resize
+
+    layer_name = layer_name or last_conv_layer(model)
+    height, width = tf.io.decode_image(image_bytes, channels=3, expand_animations=False).shape[:2]
+    pixels = tf.cast(decode_and_resize(tf.constant(image_bytes), image_size), tf.float32)[None]
+    grad_model, head = _logit_model(model, layer_name)
+    with tf.GradientTape() as tape:
+        features, last = grad_model(pixels, training=False)
+        tape.watch(features)
+        if head is not None:  # the sigmoid's input: gradients do not vanish when P(AI) saturates
+            logit = tf.matmul(tf.cast(last, tf.float32), tf.cast(head.kernel, tf.float32)) + head.bias
+        else:
+            p = tf.clip_by_value(tf.cast(last, tf.float32), 1e-7, 1 - 1e-7)
+            logit = tf.math.log(p) - tf.math.log1p(-p)
+    gradients = tape.gradient(logit, features)
+    if gradients is None:
+        raise ValueError(f"layer {layer_name!r} does not feed the model's output")
+    features, gradients = tf.cast(features, tf.float32), tf.cast(gradients, tf.float32)
+    weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
+    cam = tf.nn.relu(tf.reduce_sum(weights * features, axis=-1))[0]
+    cam = tf.image.resize(cam[..., None], (height, width), method="bilinear")[..., 0].numpy()
+    cam = np.clip(cam, 0.0, None)
+    peak = float(cam.max())
+    cam = cam / peak if peak > 0 else np.zeros_like(cam)
+    probability = float(tf.sigmoid(logit)[0, 0])
+    return cam.astype(np.float32), probability, layer_name
+
+
+def grad_cam(model: Any, image_bytes: bytes, image_size: int, layer_name: str | None = None) -> np.ndarray:
+    """The Grad-CAM heatmap of P(AI-generated) at the original image's height x width, in [0, 1]."""
+    return grad_cam_and_probability(model, image_bytes, image_size, layer_name)[0]
+
+
+def overlay_png(image_bytes: bytes, heatmap: np.ndarray, alpha: float = 0.4) -> bytes:
+    """The image with ``heatmap`` (same height x width) blended over it in the "jet" colormap, as PNG."""
+    from matplotlib import colormaps
+    from PIL import Image
+
+    base = Image.open(io.BytesIO(image_bytes))
+    base.seek(0)
+    base = base.convert("RGB")
+    if base.size != (heatmap.shape[1], heatmap.shape[0]):
+        raise ValueError(f"heatmap {heatmap.shape[1]}x{heatmap.shape[0]} does not match "
+                         f"the image's {base.size[0]}x{base.size[1]}")
+    colours = colormaps["jet"](np.clip(heatmap, 0.0, 1.0))[..., :3]
+    heat = Image.fromarray(np.round(colours * 255).astype(np.uint8), "RGB")
+    buffer = io.BytesIO()
+    Image.blend(base, heat, alpha).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print P(AI-generated) and write the Grad-CAM overlay of one image."""
+    parser = argparse.ArgumentParser(prog="aiclassify explain", description=__doc__)
+    parser.add_argument("--run", required=True, type=Path, help="run directory with model.keras")
+    parser.add_argument("--out", type=Path, help="overlay PNG to write (default <image>.gradcam.png)")
+    parser.add_argument("--layer", help="convolutional layer to explain (default: the last Conv2D)")
+    parser.add_argument("--alpha", type=float, default=0.4, help="heatmap opacity (default 0.4)")
+    parser.add_argument("image", type=Path)
+    args = parser.parse_args(argv)
+    from aiclassify.logs import setup_logging
+    from aiclassify.runs import MODEL_FILE, RunDirectoryError, read_metadata
+
+    setup_logging()
+    try:
+        metadata = read_metadata(args.run)
+    except RunDirectoryError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if not (args.run / MODEL_FILE).is_file():
+        print(f"error: {args.run} has no {MODEL_FILE}", file=sys.stderr)
+        return 2
+    from aiclassify.models import load_keras_model
+
+    model = load_keras_model(args.run / MODEL_FILE)
+    data = args.image.read_bytes()
+    try:
+        heatmap, probability, layer = grad_cam_and_probability(
+            model, data, int(metadata["image_size"]), args.layer)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    out = args.out or args.image.with_name(args.image.stem + ".gradcam.png")
+    out.write_bytes(overlay_png(data, heatmap, args.alpha))
+    print(f"{args.image}: P(AI-generated) = {probability:.4f}; Grad-CAM ({layer}) overlay written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
