@@ -6,13 +6,14 @@ import csv
 import json
 import logging
 
+import keras
 import pytest
 import yaml
 from conftest import tiny_overrides
 
 from aiclassify import runs, train
 from aiclassify.config import load_config
-from aiclassify.training import choose_precision, make_strategy, run
+from aiclassify.training import choose_precision, learning_rate, make_strategy, run
 
 
 def test_run_directory_is_complete(trained_run):
@@ -125,3 +126,28 @@ def test_metadata_carries_the_measured_metrics(trained_run):
     metrics = json.loads((trained_run / "metrics.json").read_text())
     assert metadata["metrics"]["test"] == metrics["test"]
     assert metadata["train_seconds"] == metrics["train_seconds"]
+
+
+def test_cosine_schedule_decays_to_zero_over_every_training_step():
+    config = load_config(None, ["train.lr_schedule=cosine", "train.epochs=3", "train.learning_rate=0.01"])
+    schedule = learning_rate(config, steps_per_epoch=10)
+    assert float(schedule(0)) == pytest.approx(0.01)
+    assert float(schedule(15)) == pytest.approx(0.005, rel=1e-4)
+    assert float(schedule(30)) == pytest.approx(0.0, abs=1e-9)
+    assert learning_rate(load_config(None, []), steps_per_epoch=10) == pytest.approx(0.001)
+
+
+def test_unknown_lr_schedule_fails_before_the_run_directory_exists(tmp_path):
+    config = load_config(None, ["train.lr_schedule=step"])
+    with pytest.raises(ValueError, match="Received: lr_schedule='step'"):
+        run(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_cosine_run_trains_saves_and_reloads(tmp_path, demo_data):
+    config = load_config(
+        None, tiny_overrides(demo_data, **{"train.lr_schedule": "cosine", "train.epochs": 1})
+    )
+    run(config, tmp_path / "run")
+    model = keras.models.load_model(tmp_path / "run" / runs.MODEL_FILE)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)  # decayed over the one epoch

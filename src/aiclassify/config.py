@@ -59,6 +59,7 @@ class TrainConfig:
     batch_size: int = 32
     optimizer: str = "adam"
     learning_rate: float = 1e-3
+    lr_schedule: str = "constant"  # constant | cosine (decays to 0 over all training steps)
     precision: str = "float32"  # float32 | mixed_float16
     distribute: str = "none"  # none | mirrored | multi_worker
     early_stopping_patience: int = 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import logging
+import math
 import platform
 import time
 import warnings
@@ -32,6 +33,7 @@ from aiclassify.models import build_model
 logger = logging.getLogger("aiclassify.train")
 
 PRECISIONS = ("float32", "mixed_float16")
+LR_SCHEDULES = ("constant", "cosine")
 STRATEGIES = ("none", "mirrored", "multi_worker")
 KERAS_DATASET_NOISE = (  # Keras warns on every finite tf.data input whose length it cannot know
     r"Your input ran out of data",
@@ -113,7 +115,23 @@ def augment_options(config: Config) -> AugmentOptions:
     )
 
 
-def compile_model(config: Config) -> keras.Model:
+def learning_rate(
+    config: Config, steps_per_epoch: int
+) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """The configured learning rate: a constant, or a cosine decay to 0 over every training step."""
+    train = config.train
+    if train.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(
+            f"train.lr_schedule must be one of {LR_SCHEDULES}. Received: lr_schedule={train.lr_schedule!r}"
+        )
+    if train.lr_schedule == "constant":
+        return train.learning_rate
+    return keras.optimizers.schedules.CosineDecay(
+        train.learning_rate, decay_steps=max(1, train.epochs * steps_per_epoch)
+    )
+
+
+def compile_model(config: Config, steps_per_epoch: int = 1) -> keras.Model:
     """Build and compile the configured model (call inside the strategy scope)."""
     model = build_model(
         config.model.name,
@@ -126,7 +144,10 @@ def compile_model(config: Config) -> keras.Model:
         filter_kernel_size=config.data.filter_kernel_size,
     )
     optimizer = keras.optimizers.get(
-        {"class_name": config.train.optimizer, "config": {"learning_rate": config.train.learning_rate}}
+        {
+            "class_name": config.train.optimizer,
+            "config": {"learning_rate": learning_rate(config, steps_per_epoch)},
+        }
     )
     model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"])
     return model
@@ -264,6 +285,7 @@ def run(config: Config, workdir: Path, overwrite: bool = False) -> dict[str, Any
     workdir = Path(workdir)
     make_filter(config.data.filter, config.data.filter_sigma, config.data.filter_kernel_size)  # validate
     make_augmenter(config.train.augment, augment_options(config))  # before the run directory is made
+    learning_rate(config, steps_per_epoch=1)  # validate
     resuming = runs.prepare_workdir(config, workdir, overwrite)
     logger.info("%s run '%s' in %s", "Resuming" if resuming else "Starting", config.name, workdir)
     has_gpu = bool(enable_gpu_memory_growth())
@@ -287,8 +309,9 @@ def _train_and_export(config: Config, workdir: Path, resuming: bool, precision: 
     logger.info(
         "Training %s on %d replica(s) in %s", config.model.name, strategy.num_replicas_in_sync, precision
     )
+    steps_per_epoch = math.ceil(len(splits.splits["train"]) / config.train.batch_size)
     with strategy.scope():
-        model = compile_model(config)
+        model = compile_model(config, steps_per_epoch)
     model.fit(
         datasets["train"],
         validation_data=datasets["validation"],
