@@ -1,27 +1,16 @@
 #!/usr/bin/env bash
 # The forensic-filter study on a CIFAKE subset: one model per input filter, same seeded splits,
-# each evaluated on the clean test subset and the robustness tiers; prints one Markdown table.
+# each evaluated on the clean test subset, the robustness tiers and with its input filter replaced
+# by every other one (train-filter x test-filter matrix); prints the Markdown tables.
 #   bash scripts/filter_study.sh CIFAKE_DIR [OUT_DIR] [MODEL]
 # CIFAKE_DIR: the extracted dataset ({train,test}/{REAL,FAKE}), e.g. after
 #   mkdir -p /tmp/aiclassify-data && tar -xzf ../shared/data/cifake.tar.gz -C /tmp/aiclassify-data
+# Same as: python -m aiclassify.study filters --data CIFAKE_DIR (2,500 train and 1,000 test images
+# per class, 8 epochs at most, cnn_small3). Finished runs in OUT_DIR are reused.
 set -euo pipefail
 data=${1:?usage: filter_study.sh CIFAKE_DIR [OUT_DIR] [MODEL]}
 out=${2:-runs/filter-study}
 model=${3:-cnn_small3}
 python=${PYTHON:-.venv/bin/python}
-for filter in none gray_world gaussian_blur median_blur srm; do
-  "$python" -m aiclassify.compare --config cifake.yaml --models "$model" --no-figures \
-    --set data.path="$data" --set data.filter="$filter" --set train.epochs=8 \
-    --subset train=2500 --subset test=1000 --out "$out/$filter"
-done
-"$python" - "$out" "$model" <<'PY'
-import json, sys
-from pathlib import Path
-out, model = Path(sys.argv[1]), sys.argv[2]
-columns = ["accuracy", "roc_auc", "acc_jpeg_q75", "acc_jpeg_q50", "acc_downscale_half", "acc_blur_sigma1", "train_seconds"]
-print("| filter | " + " | ".join(columns) + " |")
-print("|---" * (len(columns) + 1) + "|")
-for folder in sorted(p for p in out.iterdir() if (p / "comparison.json").is_file()):
-    row = next(r for r in json.loads((folder / "comparison.json").read_text())["rows"] if r["model"] == model)
-    print(f"| {folder.name} | " + " | ".join(f"{row[c]:.4f}" if c != "train_seconds" else f"{row[c]:.0f}" for c in columns) + " |")
-PY
+exec "$python" -m aiclassify.study filters --data "$data" --out "$out" --model "$model" \
+  --subset train=2500 --subset test=1000 --epochs 8

@@ -11,6 +11,7 @@ COMMANDS = {
     "demo-data": ("aiclassify.data.demo_cli", "write the embedded demo dataset or sample images"),
     "evaluate": ("aiclassify.evaluate", "evaluate a run: metrics, calibration, robustness, figures"),
     "compare": ("aiclassify.compare", "train and evaluate several models on the same splits"),
+    "study": ("aiclassify.study", "filter or augmentation study: one model per variant, one table"),
     "data": ("aiclassify.data.cli", "download, inspect and clean datasets"),
     "explain": ("aiclassify.explain", "Grad-CAM heatmap overlay for an image"),
 }

@@ -150,8 +150,12 @@ def compare(
     tiers: Sequence[str] | None = None,
     overwrite: bool = False,
     figures: bool = True,
+    cross_filters: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Train (unless already finished in ``out``) and evaluate each model; return the table rows."""
+    """Train (unless already finished in ``out``) and evaluate each model; return the table rows.
+
+    ``cross_filters`` adds each report's ``cross_filter`` section (see ``evaluate --cross-filters``).
+    """
     from aiclassify.config import load_config
     from aiclassify.data.sources import dataset_root
     from aiclassify.evaluation.report import evaluate_run
@@ -176,7 +180,7 @@ def compare(
             run(config, workdir, overwrite=overwrite)
         else:
             logger.info("Reusing the finished run in %s", workdir)
-        report = evaluate_run(workdir, tiers=tiers, draw_figures=figures)
+        report = evaluate_run(workdir, tiers=tiers, draw_figures=figures, cross_filters=cross_filters)
         rows.append(table_row(model, report))
         logger.info(
             "%s done in %.0f s: test accuracy %.4f",
@@ -205,6 +209,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="output folder (default: runs/compare-<config name>)")
     parser.add_argument("--subset", action="append", default=[], metavar="SPLIT=N", help="images per class")
     parser.add_argument("--tiers", help="comma-separated robustness tiers (default: all; 'none': clean only)")
+    parser.add_argument("--cross-filters", help="also test each model with these input filters (or 'all')")
     parser.add_argument("--no-figures", action="store_true", help="skip the per-run figures (faster)")
     parser.add_argument("--overwrite", action="store_true", help="retrain models already finished in --out")
     return parser.parse_args(argv)
@@ -219,8 +224,21 @@ def main(argv: list[str] | None = None) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     tiers = None if args.tiers is None else [t for t in args.tiers.split(",") if t and t != "none"]
     try:
+        cross_filters = None
+        if args.cross_filters:
+            from aiclassify.evaluation.cross_filter import parse_filters
+
+            cross_filters = parse_filters(args.cross_filters)
         compare(
-            args.config, models, args.overrides, args.out, parse_subset(args.subset), tiers, args.overwrite
+            args.config,
+            models,
+            args.overrides,
+            args.out,
+            parse_subset(args.subset),
+            tiers,
+            args.overwrite,
+            figures=not args.no_figures,
+            cross_filters=cross_filters,
         )
     except (ValueError, FileNotFoundError, RunDirectoryError) as error:
         print(f"error: {error}", file=sys.stderr)

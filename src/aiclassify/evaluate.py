@@ -1,5 +1,8 @@
 """Evaluate a run: ``python -m aiclassify.evaluate --run runs/demo [--data DIR] [--ood NAME=DIR ...]``.
 
+``--cross-filters none,gray_world,srm`` (or ``all``) also scores the test set with the model's input
+filter replaced by each of these filters.
+
 Writes ``report.json``, ``report.md`` and ``figures/`` into the run, and adds ``calibration`` and
 ``operating_points`` to its metadata.json.
 """
@@ -40,6 +43,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--tiers",
         help=f"comma-separated robustness tiers (default: all of {','.join(TIERS)}; 'none' for clean only)",
     )
+    parser.add_argument(
+        "--cross-filters",
+        metavar="F,G,...",
+        help="also score the test set with the model's input filter replaced by each of these "
+        "(comma-separated filter names, or 'all')",
+    )
     parser.add_argument("--batch-size", type=int, default=64, help="images per scoring batch")
     parser.add_argument("--grid-images", type=int, default=24, help="test images in the grid figure")
     parser.add_argument("--no-figures", action="store_true", help="skip figures/ (faster)")
@@ -53,11 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the command line, evaluate the run and print where the report is."""
     args = parse_args(argv)
     setup_logging()
+    from aiclassify.evaluation.cross_filter import parse_filters
     from aiclassify.evaluation.report import REPORT_MD, evaluate_run
     from aiclassify.runs import RunDirectoryError
 
     tiers = None if args.tiers is None else [t for t in args.tiers.split(",") if t and t != "none"]
     try:
+        cross_filters = parse_filters(args.cross_filters) if args.cross_filters else None
         report = evaluate_run(
             args.run,
             data_dir=args.data,
@@ -67,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             grid_images=args.grid_images,
             update_metadata=not args.no_metadata,
             draw_figures=not args.no_figures,
+            cross_filters=cross_filters,
         )
     except (argparse.ArgumentTypeError, RunDirectoryError, ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -77,6 +89,15 @@ def main(argv: list[str] | None = None) -> int:
         f"{report['run']}: test accuracy {test['accuracy']:.4f}, ROC-AUC {auc:.4f}, "
         f"temperature {report['calibration']['temperature']:.3f}. Report: {args.run / REPORT_MD}"
     )
+    if "cross_filter" in report:
+        cells = [
+            f"{row['filter']} {'n/a' if row['accuracy'] is None else format(row['accuracy'], '.4f')}"
+            for row in report["cross_filter"]["rows"]
+        ]
+        print(
+            f"cross-filter accuracy (trained with {report['cross_filter']['trained_filter']}): "
+            + ", ".join(cells)
+        )
     return 0
 
 

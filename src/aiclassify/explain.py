@@ -92,8 +92,10 @@ def overlay_png(image_bytes: bytes, heatmap: np.ndarray, alpha: float = 0.4) -> 
     base.seek(0)
     base = base.convert("RGB")
     if base.size != (heatmap.shape[1], heatmap.shape[0]):
-        raise ValueError(f"heatmap {heatmap.shape[1]}x{heatmap.shape[0]} does not match "
-                         f"the image's {base.size[0]}x{base.size[1]}")
+        raise ValueError(
+            f"heatmap {heatmap.shape[1]}x{heatmap.shape[0]} does not match "
+            f"the image's {base.size[0]}x{base.size[1]}"
+        )
     colours = colormaps["jet"](np.clip(heatmap, 0.0, 1.0))[..., :3]
     heat = Image.fromarray(np.round(colours * 255).astype(np.uint8), "RGB")
     buffer = io.BytesIO()
@@ -128,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     data = args.image.read_bytes()
     try:
         heatmap, probability, layer = grad_cam_and_probability(
-            model, data, int(metadata["image_size"]), args.layer)
+            model, data, int(metadata["image_size"]), args.layer
+        )
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

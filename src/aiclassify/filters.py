@@ -1,9 +1,10 @@
 """Forensic input filters: fixed (non-trainable) Keras layers placed inside the model.
 
 A filter is the model's first layer after the input, *before* ``Rescaling``: it sees raw
-0-255 RGB pixels and returns 3 channels on the same scale, so training, evaluation, the
-exported SavedModel and serving all apply the same transform. Filters compute in float32
-(also under mixed precision) and use reflect padding, so borders carry no artificial edges.
+0-255 RGB pixels and returns 3 channels (on the same scale, or signed residuals for SRM), so
+training, evaluation, the exported SavedModel and serving all apply the same transform. Filters
+compute in float32 (also under mixed precision) and use reflect padding, so borders carry no
+artificial edges.
 """
 
 from __future__ import annotations

@@ -70,6 +70,41 @@ def build_model(
     )
 
 
+def replace_filter(
+    model: keras.Model, filter_name: str, filter_sigma: float = 1.0, filter_kernel_size: int = 3
+) -> keras.Model:
+    """``model`` with its input filter replaced by ``filter_name``, sharing every other trained layer.
+
+    The layer named ``filter`` is swapped for the new one, removed for ``none``, or inserted after
+    the input when the model has none; all other layers (and so their weights) are reused, not
+    copied. Raises ``ValueError`` when the new filter's output has a different number of channels
+    than the trained layers expect.
+    """
+    new_filter = make_filter(filter_name, sigma=filter_sigma, kernel_size=filter_kernel_size)
+    names = [layer.name for layer in model.layers]
+    old_filter = model.get_layer("filter") if "filter" in names else None
+    (inputs,) = model.inputs
+    expected = (old_filter.output if old_filter is not None else inputs).shape[-1]
+    new_inputs = keras.Input(batch_shape=inputs.shape, dtype=inputs.dtype, name=names[0])
+    filtered = new_inputs if new_filter is None else new_filter(new_inputs)
+    if filtered.shape[-1] != expected:
+        raise ValueError(
+            f"Filter {filter_name!r} gives {filtered.shape[-1]} channels but the trained layers of "
+            f"{model.name!r} expect {expected}. Received: filter={filter_name!r}"
+        )
+
+    def call(layer, *args, **kwargs):
+        if layer is old_filter:
+            return filtered
+        if old_filter is None:  # insert the filter between the input and its consumers
+            args = tuple(filtered if arg is new_inputs else arg for arg in args)
+        return layer(*args, **kwargs)
+
+    return keras.models.clone_model(
+        model, input_tensors=new_inputs, clone_function=lambda layer: layer, call_function=call
+    )
+
+
 def _rescaled(inputs: keras.KerasTensor, filter_layer: keras.layers.Layer | None = None) -> keras.KerasTensor:
     x = inputs if filter_layer is None else filter_layer(inputs)
     return layers.Rescaling(1.0 / 255.0, name="rescale")(x)

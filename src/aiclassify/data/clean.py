@@ -161,8 +161,10 @@ def _write(
                 if image.height <= options["crop"]:
                     return [], None, ("too-small", f"{image.width}x{image.height} is too small to crop")
                 top = options["corner"].startswith("t")
-                box = (0, options["crop"], image.width, image.height) if top else (
-                    0, 0, image.width, image.height - options["crop"]
+                box = (
+                    (0, options["crop"], image.width, image.height)
+                    if top
+                    else (0, 0, image.width, image.height - options["crop"])
                 )
                 tiles = [image.crop(box)]
                 changes.append(f"cropped a {options['crop']} px band at the {'top' if top else 'bottom'}")

@@ -32,12 +32,22 @@ def build_parser() -> argparse.ArgumentParser:
     clean = commands.add_parser("clean", help="copy a dataset without unreadable files and duplicates")
     clean.add_argument("dir", type=Path, help="dataset folder (never modified)")
     clean.add_argument("--out", type=Path, required=True, help="new folder for the cleaned copy")
-    clean.add_argument("--crop-watermark", type=int, default=0, metavar="PIXELS",
-                       help="cut a band of PIXELS rows off every image (bottom for br/bl, top for tr/tl)")
+    clean.add_argument(
+        "--crop-watermark",
+        type=int,
+        default=0,
+        metavar="PIXELS",
+        help="cut a band of PIXELS rows off every image (bottom for br/bl, top for tr/tl)",
+    )
     clean.add_argument("--corner", choices=CORNERS, default="br", help="where the watermark is (default br)")
     clean.add_argument("--split-grid", action="store_true", help="cut every image into its 2x2 tiles")
-    clean.add_argument("--grid-min-size", type=int, default=0, metavar="PIXELS",
-                       help="with --split-grid, only cut images at least this wide and high")
+    clean.add_argument(
+        "--grid-min-size",
+        type=int,
+        default=0,
+        metavar="PIXELS",
+        help="with --split-grid, only cut images at least this wide and high",
+    )
     _add_scan_options(clean)
     return parser
 

@@ -78,6 +78,28 @@ def _training_line(training: dict[str, Any], evaluation_seconds: float | None) -
     )
 
 
+def _cross_filter(section: dict[str, Any]) -> list[str]:
+    rows = [
+        [
+            f"`{row['filter']}`",
+            "n/a" if row["accuracy"] is None else row["accuracy"],
+            "n/a" if row["roc_auc"] is None else row["roc_auc"],
+            row["examples"],
+        ]
+        for row in section["rows"]
+    ]
+    return [
+        "## Cross-filter test",
+        "",
+        f"Trained with input filter `{section['trained_filter']}`; each row scores the clean test set "
+        "with that filter replaced by another (the same trained layers; `none`: unfiltered images). "
+        "n/a: the filter's output has a different channel count than the trained layers expect.",
+        "",
+        *table(["test filter", "accuracy", "ROC-AUC", "images"], rows),
+        "",
+    ]
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """The whole report: headline metrics, per-class report, calibration, operating points, tiers, OOD."""
     test, calibration = report["test"], report["calibration"]
@@ -143,6 +165,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         ),
         "",
     ]
+    if report.get("cross_filter"):
+        lines += _cross_filter(report["cross_filter"])
     if report["ood"]:
         lines += ["## Out-of-distribution sets", ""]
         rows = [

@@ -18,6 +18,7 @@ from aiclassify.evaluation.calibration import (
     expected_calibration_error,
     reliability_curve,
 )
+from aiclassify.evaluation.cross_filter import cross_filter_section
 from aiclassify.evaluation.markdown import render_markdown
 from aiclassify.evaluation.metrics import accuracy_and_auc, classification_summary
 from aiclassify.evaluation.operating_points import choose_operating_points, rates
@@ -40,8 +41,13 @@ def evaluate_run(
     grid_images: int = 24,
     update_metadata: bool = True,
     draw_figures: bool = True,
+    cross_filters: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Score the run's validation and test splits (clean and every robustness tier) and any OOD sets.
+
+    With ``cross_filters`` (filter names), the test split is also scored with the model's input
+    filter replaced by each of them (the report's ``cross_filter`` section, see
+    :mod:`aiclassify.evaluation.cross_filter`).
 
     Writes ``report.json``, ``report.md`` and ``figures/*.png`` into ``run_dir`` and, unless
     ``update_metadata`` is false, adds ``calibration`` and ``operating_points`` to its metadata.json.
@@ -93,6 +99,10 @@ def evaluate_run(
         ],
     }
     report["robustness"] = _robustness(scorer, splits["test"], test, threshold, tiers)
+    if cross_filters:
+        report["cross_filter"] = cross_filter_section(
+            run_dir, splits["test"], cross_filters, threshold, batch_size
+        )
     report["ood"] = {
         name: {"root": str(path), **_ood_summary(scorer, name, Path(path), threshold)}
         for name, path in (ood or {}).items()

@@ -63,15 +63,24 @@ def folder_samples(directory: Path, seed: int = 0) -> list[Sample]:
 
 
 class RunScorer:
-    """Scores encoded images with a run's SavedModel (or ``model.keras``), in batches."""
+    """Scores encoded images with a run's SavedModel (or ``model.keras``), in batches.
 
-    def __init__(self, run_dir: Path, batch_size: int = 64):
+    ``model`` (a Keras model taking the run's 0-255 pixels, e.g. the run's model with another
+    input filter) is scored instead, behind the same :func:`aiclassify.preprocessing.decode_batch`.
+    """
+
+    def __init__(self, run_dir: Path, batch_size: int = 64, model=None):
         run_dir = Path(run_dir)
         self.batch_size = batch_size
         self.metadata = runs.read_metadata(run_dir)
         self.image_size = int(self.metadata["image_size"])
         saved_model = run_dir / runs.SAVED_MODEL_DIR
-        self._score = self._saved_model_fn(saved_model) if saved_model.is_dir() else self._keras_fn(run_dir)
+        if model is not None:
+            self._score = self._pixels_fn(model)
+        elif saved_model.is_dir():
+            self._score = self._saved_model_fn(saved_model)
+        else:
+            self._score = self._keras_fn(run_dir)
 
     @staticmethod
     def _saved_model_fn(path: Path) -> Callable[[list[bytes]], np.ndarray]:
@@ -83,13 +92,16 @@ class RunScorer:
         return lambda batch: serve(image_bytes=tf.constant(batch, dtype=tf.string))[OUTPUT_KEY].numpy()
 
     def _keras_fn(self, run_dir: Path) -> Callable[[list[bytes]], np.ndarray]:
-        import tensorflow as tf
-
         from aiclassify.models import load_keras_model
-        from aiclassify.preprocessing import decode_batch
 
         logger.info("No %s in %s: scoring with %s.", runs.SAVED_MODEL_DIR, run_dir, runs.MODEL_FILE)
-        model = load_keras_model(run_dir / runs.MODEL_FILE)
+        return self._pixels_fn(load_keras_model(run_dir / runs.MODEL_FILE))
+
+    def _pixels_fn(self, model) -> Callable[[list[bytes]], np.ndarray]:
+        import tensorflow as tf
+
+        from aiclassify.preprocessing import decode_batch
+
         size = self.image_size
 
         def score(batch: list[bytes]) -> np.ndarray:
