@@ -13,7 +13,7 @@ from conftest import tiny_overrides
 
 from aiclassify import runs, train
 from aiclassify.config import load_config
-from aiclassify.training import choose_precision, learning_rate, make_strategy, run
+from aiclassify.training import choose_precision, learning_rate, make_callbacks, make_strategy, run
 
 
 def test_run_directory_is_complete(trained_run):
@@ -151,3 +151,16 @@ def test_cosine_run_trains_saves_and_reloads(tmp_path, demo_data):
     run(config, tmp_path / "run")
     model = keras.models.load_model(tmp_path / "run" / runs.MODEL_FILE)
     assert float(model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)  # decayed over the one epoch
+
+
+def test_backup_is_written_after_the_epoch_row_checkpoint_and_timing(tmp_path):
+    """A kill between two callbacks must repeat an epoch on resume, never lose its history row."""
+    config = load_config(None, ["train.tensorboard=true"])
+    callbacks = make_callbacks(config, tmp_path, resuming=False)
+    assert isinstance(callbacks[-1], keras.callbacks.BackupAndRestore)
+    kinds = [type(callback) for callback in callbacks[:-1]]
+    assert {
+        keras.callbacks.CSVLogger,
+        keras.callbacks.ModelCheckpoint,
+        keras.callbacks.LambdaCallback,
+    } <= set(kinds)

@@ -154,12 +154,16 @@ def compile_model(config: Config, steps_per_epoch: int = 1) -> keras.Model:
 
 
 def make_callbacks(config: Config, workdir: Path, resuming: bool) -> list[keras.callbacks.Callback]:
-    """BackupAndRestore first (so a row in history.csv always has a backup), then the rest."""
+    """The stock callbacks, BackupAndRestore last.
+
+    Keras runs callbacks in list order, so an epoch's history row, timing and best checkpoint are
+    written before its backup: a run killed in between repeats that epoch on resume (the
+    duplicate row is dropped by :func:`rewrite_history`) instead of losing its row.
+    """
     train = config.train
     best_path = workdir / runs.BEST_WEIGHTS_FILE
     best_path.parent.mkdir(parents=True, exist_ok=True)
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(workdir / runs.BACKUP_DIR), double_checkpoint=True),
         keras.callbacks.ModelCheckpoint(
             str(best_path),
             monitor=train.monitor,
@@ -175,6 +179,7 @@ def make_callbacks(config: Config, workdir: Path, resuming: bool) -> list[keras.
     ]
     if train.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(workdir / "tensorboard")))
+    callbacks.append(keras.callbacks.BackupAndRestore(str(workdir / runs.BACKUP_DIR), double_checkpoint=True))
     return callbacks
 
 
