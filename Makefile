@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 RUN_DIR ?= runs/demo
 SAMPLES_DIR ?= $(RUN_DIR)-samples
 
-.PHONY: install demo test lint clean serve app bench
+.PHONY: install demo test lint clean serve app bench bench-224
 
 install: $(VENV)/.installed
 
@@ -37,18 +37,22 @@ clean:
 AICLASSIFY_MODELS ?= faces=runs/demo,general=runs/demo-general
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# One process (one copy of each model), its threads batched together; `make bench` measured the
+# alternatives on the 2-core development machine (docs/performance.md).
+WORKERS ?= 1
+THREADS ?= 32
+GUNICORN_API = $(VENV)/bin/gunicorn --bind $(HOST):$(PORT) --workers $(WORKERS) --threads $(THREADS) \
+	--timeout 120 'aiclassify.serving.app:create_app()'
 
 serve: install
-	AICLASSIFY_MODELS="$(AICLASSIFY_MODELS)" $(VENV)/bin/gunicorn --bind $(HOST):$(PORT) \
-		--workers 1 --threads 8 --timeout 120 'aiclassify.serving.app:create_app()'
+	AICLASSIFY_MODELS="$(AICLASSIFY_MODELS)" $(GUNICORN_API)
 
 # The Streamlit upload page (docs/app.md) with the API behind it, on the demo models (`make demo`
 # first). Open the printed URL; Ctrl-C stops the page, and the API with it.
 APP_PORT ?= 8501
 
 app: install
-	@AICLASSIFY_MODELS="$(AICLASSIFY_MODELS)" $(VENV)/bin/gunicorn --bind $(HOST):$(PORT) \
-		--workers 1 --threads 8 --timeout 120 'aiclassify.serving.app:create_app()' & api=$$!; \
+	@AICLASSIFY_MODELS="$(AICLASSIFY_MODELS)" $(GUNICORN_API) & api=$$!; \
 	trap 'kill $$api 2>/dev/null; wait $$api 2>/dev/null' EXIT; trap 'exit 130' INT TERM; \
 	echo "Starting the API on http://$(HOST):$(PORT) (models: $(AICLASSIFY_MODELS))..."; \
 	$(PY) app/wait_api.py http://$(HOST):$(PORT) --timeout 180 --pid $$api || exit 1; \
@@ -61,5 +65,21 @@ app: install
 # and write JSON under runs/.
 
 bench: install
-	$(PY) scripts/bench_serve.py --run $(RUN_DIR) --out runs/bench_serve.json
+	$(PY) scripts/bench_serve.py --run $(RUN_DIR) --workers $(WORKERS) --threads $(THREADS) \
+		--out runs/bench_serve.json
 	$(PY) scripts/bench_train.py --config cifake.yaml --steps 40 --out runs/bench_train.json
+
+# The compute-bound case: cnn5 at 224x224, the product models' architecture and input (the forward
+# pass dominates). Trains a speed-only copy on 32 demo images first if missing (about a minute;
+# its weights do not matter for timing); BENCH_IMAGES=DIR sends real photos instead of demo JPEGs.
+# Far fewer requests: the model scores about 7-10 images/s on 2 cores. About 6 minutes.
+BENCH_224_RUN ?= runs/bench-cnn5-224
+
+bench-224: install
+	test -f $(BENCH_224_RUN)/metadata.json || $(PY) -m aiclassify train --config faces.yaml \
+		--set name=bench-cnn5-224 --set data.source=demo --set data.path=$(BENCH_224_RUN)-data \
+		--set data.demo_images_per_class=16 --set data.demo_image_size=224 --set data.cache=memory \
+		--set train.epochs=1 --set train.precision=float32 --workdir $(BENCH_224_RUN)
+	$(PY) scripts/bench_serve.py --run $(BENCH_224_RUN) --workers $(WORKERS) --threads $(THREADS) \
+		--requests 300 --baseline-requests 100 --warmup 8 $(if $(BENCH_IMAGES),--image-dir $(BENCH_IMAGES)) \
+		--out runs/bench_serve_224.json

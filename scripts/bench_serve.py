@@ -1,18 +1,21 @@
 """Serving benchmark: the inference API under gunicorn against the seed-style baseline, side by side.
 
     python scripts/bench_serve.py --run runs/demo [--requests 2000] [--levels 1,8,32] [--out FILE.json]
+    python scripts/bench_serve.py --run runs/bench-faces224 --requests 300 --baseline-requests 100 \
+        --warmup 8 --image-dir DIR      # a slow, compute-bound model (cnn5 at 224x224): fewer requests
 
 In one run, on 127.0.0.1 only: starts the API (``aiclassify.serving.app:create_app()``) and the
 baseline (``scripts/baseline_app.py``: upload saved to disk, ``keras.utils.load_img``, one
-``model.predict`` per request on ``model.keras``) under gunicorn with the same settings (one
-worker, ``--threads`` threads); measures the run's SavedModel in a separate process without HTTP
-(bare single-image forward time; batched forward throughput) before and after each concurrency
-level, and for each level sends ``--requests`` multipart ``POST /predict`` requests to the API
-and ``--baseline-requests`` (default a tenth: it is that much slower) to the baseline, in a
-bounded loop over keep-alive ``http.client`` connections, one per client thread, and reports
-p50/p95/p99 latency, throughput, errors, the CPU used by client and server, the ratios, and
-whether the goals of issue 8 are met. Both servers are stopped at the end, also on errors and
-Ctrl-C.
+``model.predict`` per request on ``model.keras``) under gunicorn with the same settings
+(``--workers``, ``--threads``); measures the run's SavedModel in a separate process without HTTP
+(bare single-image forward time; batched forward throughput; each loop for at most
+``--forward-seconds``, so a slow model is measured the same way in bounded time) before and after
+each concurrency level, and for each level sends ``--requests`` multipart ``POST /predict``
+requests to the API and ``--baseline-requests`` (default a tenth: it is that much slower) to the
+baseline, in a bounded loop over keep-alive ``http.client`` connections, one per client thread,
+and reports p50/p95/p99 latency, throughput, errors, the CPU used by client and server, the
+ratios, and whether the goals of issue 8 are met. Both servers are stopped at the end, also on
+errors and Ctrl-C.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 300  # two gunicorn workers importing TensorFlow at once on 2 busy cores
+DEFAULT_THREADS = 32  # as `make serve`: measured best on 2 cores (docs/performance.md)
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 BOUNDARY = "aiclassify-bench-3f1c"
 
 
@@ -81,11 +86,13 @@ def ratio_rows(loads: list[dict]) -> list[dict]:
     for concurrency in sorted({load["concurrency"] for load in loads}):
         api, base = by_key.get(("api", concurrency)), by_key.get(("baseline", concurrency))
         if api and base:
-            rows.append({
-                "concurrency": concurrency,
-                "throughput_api_over_baseline": ratio(api["throughput_rps"], base["throughput_rps"]),
-                "p50_baseline_over_api": ratio(base["p50_ms"], api["p50_ms"]),
-            })
+            rows.append(
+                {
+                    "concurrency": concurrency,
+                    "throughput_api_over_baseline": ratio(api["throughput_rps"], base["throughput_rps"]),
+                    "p50_baseline_over_api": ratio(base["p50_ms"], api["p50_ms"]),
+                }
+            )
     return rows
 
 
@@ -99,28 +106,52 @@ def goal_rows(loads: list[dict], goal_requests: int = 10_000) -> list[dict]:
     api1, api32, base32 = by_key.get(("api", 1)), by_key.get(("api", 32)), by_key.get(("baseline", 32))
     if api1:
         target = api1["reference"]["single_forward_ms"] + 5
-        rows.append({"goal": "p50 at concurrency 1 <= bare single forward + 5 ms",
-                     "measured": api1["p50_ms"], "target": target, "unit": "ms",
-                     "met": api1["p50_ms"] <= target})
+        rows.append(
+            {
+                "goal": "p50 at concurrency 1 <= bare single forward + 5 ms",
+                "measured": api1["p50_ms"],
+                "target": target,
+                "unit": "ms",
+                "met": api1["p50_ms"] <= target,
+            }
+        )
     if api32:
         target = 0.7 * api32["reference"]["batched_forward_ips"]
-        rows.append({"goal": "throughput at concurrency 32 >= 0.7 x batched forward",
-                     "measured": api32["throughput_rps"], "target": target, "unit": "req/s",
-                     "met": api32["throughput_rps"] >= target})
+        rows.append(
+            {
+                "goal": "throughput at concurrency 32 >= 0.7 x batched forward",
+                "measured": api32["throughput_rps"],
+                "target": target,
+                "unit": "req/s",
+                "met": api32["throughput_rps"] >= target,
+            }
+        )
         if base32:
             measured = ratio(api32["throughput_rps"], base32["throughput_rps"])
-            rows.append({"goal": "throughput at concurrency 32 >= 5 x baseline",
-                         "measured": measured, "target": 5.0, "unit": "x",
-                         "met": measured is not None and measured >= 5})
-        rows.append({"goal": f"zero errors over {goal_requests} requests at concurrency 32",
-                     "measured": api32["errors"], "target": 0, "unit": f"errors in {api32['requests']}",
-                     "met": False if api32["errors"] else (True if api32["requests"] >= goal_requests
-                                                           else None)})  # None: too few requests
+            rows.append(
+                {
+                    "goal": "throughput at concurrency 32 >= 5 x baseline",
+                    "measured": measured,
+                    "target": 5.0,
+                    "unit": "x",
+                    "met": measured is not None and measured >= 5,
+                }
+            )
+        rows.append(
+            {
+                "goal": f"zero errors over {goal_requests} requests at concurrency 32",
+                "measured": api32["errors"],
+                "target": 0,
+                "unit": f"errors in {api32['requests']}",
+                "met": False if api32["errors"] else (True if api32["requests"] >= goal_requests else None),
+            }
+        )  # None: too few requests
     return rows
 
 
 def format_table(rows: list[dict], columns: list[str]) -> str:
     """A plain-text table of ``rows`` (floats to 4 significant digits, booleans as yes/no)."""
+
     def cell(value):
         if isinstance(value, bool):
             return "yes" if value else "no"
@@ -138,8 +169,10 @@ def format_table(rows: list[dict], columns: list[str]) -> str:
 
 def multipart_body(image: bytes, filename: str, boundary: str = BOUNDARY) -> bytes:
     """A ``multipart/form-data`` body with ``image`` in field ``file``, parts split by ``boundary``."""
-    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
-            "Content-Type: image/jpeg\r\n\r\n")
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n"
+    )
     return head.encode() + image + f"\r\n--{boundary}--\r\n".encode()
 
 
@@ -156,11 +189,32 @@ def free_port() -> int:
 class Server:
     """One gunicorn process on 127.0.0.1, started by :meth:`start` and always ended by :meth:`stop`."""
 
-    def __init__(self, name: str, app: str, env: dict[str, str], ready_path: str, threads: int,
-                 extra: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        name: str,
+        app: str,
+        env: dict[str, str],
+        ready_path: str,
+        threads: int,
+        extra: tuple[str, ...] = (),
+        workers: int = 1,
+    ):
         self.name, self.ready_path, self.port = name, ready_path, free_port()
-        self.command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}",
-                        "--workers", "1", "--threads", str(threads), "--timeout", "120", *extra, app]
+        self.command = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--timeout",
+            "120",
+            *extra,
+            app,
+        ]
         self.env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env}
         self.log = Path(tempfile.mkstemp(prefix=f"bench-{name}-", suffix=".log")[1])
         self.process: subprocess.Popen | None = None
@@ -168,16 +222,19 @@ class Server:
     def start(self) -> None:
         """Launch gunicorn (does not wait)."""
         with open(self.log, "wb") as output:
-            self.process = subprocess.Popen(self.command, cwd=REPO, env=self.env, stdout=output,
-                                            stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                self.command, cwd=REPO, env=self.env, stdout=output, stderr=subprocess.STDOUT
+            )
 
     def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> None:
         """Poll ``ready_path`` until it answers 200; raise with the log tail if gunicorn dies or stalls."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name}: gunicorn exited with {self.process.returncode}:\n"
-                                   f"{self.log.read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"{self.name}: gunicorn exited with {self.process.returncode}:\n"
+                    f"{self.log.read_text()[-3000:]}"
+                )
             connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
             try:
                 connection.request("GET", self.ready_path)
@@ -241,8 +298,12 @@ def run_load(port: int, images: list[bytes], total: int, concurrency: int, timeo
                 boundary = f"{BOUNDARY}-{time.monotonic_ns():x}-{index}"
                 which = index % len(images)
                 body = multipart_body(images[which], f"bench-{which}.jpg", boundary)
-                connection.request("POST", "/predict", body=body,
-                                   headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+                connection.request(
+                    "POST",
+                    "/predict",
+                    body=body,
+                    headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+                )
                 response = connection.getresponse()
                 payload = response.read()
                 if response.status == 200 and b'"predictions"' in payload:
@@ -282,49 +343,98 @@ def demo_images(count: int, size: int) -> list[bytes]:
     return [render(i % 2, size, np.random.default_rng([7, i])) for i in range(count)]
 
 
-def measure_forward(predictor, images: list[bytes], repeats: int, batch_size: int = 32) -> dict:
-    """Bare forward timings of ``predictor`` (single-image median and mean; batched images/s)."""
-    singles = []
+def image_files(folder: Path, count: int) -> list[bytes]:
+    """The first ``count`` images (JPEG, PNG, WebP, BMP) of ``folder`` and its subfolders, by path,
+    repeated in turn when there are fewer."""
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not paths:
+        raise SystemExit(f"error: no images under {folder}")
+    return [paths[i % len(paths)].read_bytes() for i in range(count)]
+
+
+def measure_forward(
+    predictor, images: list[bytes], repeats: int, batch_size: int = 32, budget_s: float = math.inf
+) -> dict:
+    """Bare forward timings of ``predictor``: single-image median and mean over ``repeats`` calls,
+    batch-8 and batch-``batch_size`` images/s over ``repeats // 10`` calls; each loop stops early
+    once it has run ``budget_s`` seconds (after at least 5 single calls, 3 batched ones)."""
+    singles, started = [], time.perf_counter()
     for i in range(repeats):
-        started = time.perf_counter()
+        if i >= 5 and time.perf_counter() - started > budget_s:
+            break
+        begun = time.perf_counter()
         predictor.probabilities([images[i % len(images)]])
-        singles.append(time.perf_counter() - started)
-    result = {"single_forward_ms": statistics.median(singles) * 1000,
-              "single_forward_mean_ms": statistics.fmean(singles) * 1000}
+        singles.append(time.perf_counter() - begun)
+    result = {
+        "single_forward_ms": statistics.median(singles) * 1000,
+        "single_forward_mean_ms": statistics.fmean(singles) * 1000,
+        "single_calls": len(singles),
+    }
     for size, key in ((8, "batch8_forward_ips"), (batch_size, "batched_forward_ips")):
-        calls = max(3, repeats // 10)
-        started = time.perf_counter()
-        for _ in range(calls):
-            predictor.probabilities(images[:size])
+        calls, started = 0, time.perf_counter()
+        while calls < max(3, repeats // 10) and (calls < 3 or time.perf_counter() - started <= budget_s):
+            predictor.probabilities([images[(calls * size + j) % len(images)] for j in range(size)])
+            calls += 1
         result[key] = size * calls / (time.perf_counter() - started)
     return result
 
 
-def serve_forward_measurements(run: Path, image_size: int, repeats: int) -> None:
+def serve_forward_measurements(args: argparse.Namespace) -> None:
     """Child-process loop: load the run's SavedModel, then print one :func:`measure_forward` JSON line
     per line read on stdin, until EOF."""
     from aiclassify.predict import Predictor
 
-    predictor = Predictor(run)  # the same predictor class the API serves with
-    images = demo_images(32, image_size)
-    for _ in range(5):
-        predictor.probabilities(images[:1])
-        predictor.probabilities(images)
+    predictor = Predictor(args.run)  # the same predictor class the API serves with
+    images = upload_images(args, 32)  # the first 32 of the images the load sends
+    for _ in range(2):
+        for size in (1, 8, 32):
+            predictor.probabilities(images[:size])
     print("ready", flush=True)
     for _ in sys.stdin:
-        print(json.dumps(measure_forward(predictor, images, repeats)), flush=True)
+        print(
+            json.dumps(
+                measure_forward(predictor, images, args.forward_repeats, budget_s=args.forward_seconds)
+            ),
+            flush=True,
+        )
+
+
+def upload_images(args: argparse.Namespace, count: int) -> list[bytes]:
+    """The images sent: from ``--image-dir``, else demo JPEGs of ``--image-size`` pixels."""
+    if args.image_dir:
+        return image_files(args.image_dir, count)
+    return demo_images(count, args.image_size)
 
 
 class ForwardReference:
     """The in-process (no HTTP) reference figures, measured in a child process that loads the model
     once, so the load client never imports TensorFlow and each measurement takes a few seconds."""
 
-    def __init__(self, run: Path, image_size: int, repeats: int):
-        command = [sys.executable, str(Path(__file__).resolve()), "--forward-only", "--run", str(run),
-                   "--image-size", str(image_size), "--forward-repeats", str(repeats)]
-        self.process = subprocess.Popen(command, cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=subprocess.DEVNULL, text=True)
+    def __init__(self, args: argparse.Namespace):
+        command = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--forward-only",
+            "--run",
+            str(args.run),
+            "--image-size",
+            str(args.image_size),
+            "--forward-repeats",
+            str(args.forward_repeats),
+            "--forward-seconds",
+            str(args.forward_seconds),
+        ]
+        if args.image_dir:
+            command += ["--image-dir", str(args.image_dir)]
+        self.process = subprocess.Popen(
+            command,
+            cwd=REPO,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
 
     def measure(self, when: str) -> dict:
         """One measurement, labelled ``when``."""
@@ -359,8 +469,14 @@ def reference_between(before: dict, after: dict) -> dict:
 def git_commit() -> str:
     """``git rev-parse --short HEAD``, or ``unknown``."""
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                              text=True, timeout=10, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
@@ -375,9 +491,14 @@ def machine() -> dict:
             versions[package] = version(package)
         except PackageNotFoundError:
             versions[package] = None
-    return {"platform": platform.platform(), "machine": platform.machine(),
-            "processor": platform.processor() or "cpu", "cpu_count": os.cpu_count(),
-            "python": platform.python_version(), **versions}
+    return {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or "cpu",
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        **versions,
+    }
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -387,14 +508,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--run", type=Path, default=Path("runs/demo"), help="run directory (make demo)")
     parser.add_argument("--requests", type=int, default=2000, help="API requests per concurrency level")
-    parser.add_argument("--baseline-requests", type=int,
-                        help="baseline requests per level (default: --requests / 10, at least 50)")
+    parser.add_argument(
+        "--baseline-requests",
+        type=int,
+        help="baseline requests per level (default: --requests / 10, at least 50)",
+    )
     parser.add_argument("--levels", default="1,8,32", help="comma-separated concurrency levels")
-    parser.add_argument("--threads", type=int, default=8, help="gunicorn --threads of both servers")
+    parser.add_argument(
+        "--threads", type=int, default=DEFAULT_THREADS, help="gunicorn --threads of both servers"
+    )
+    parser.add_argument("--workers", type=int, default=1, help="gunicorn --workers of both servers")
     parser.add_argument("--warmup", type=int, default=64, help="uncounted requests before each load")
-    parser.add_argument("--images", type=int, default=64, help="distinct demo JPEGs sent in turn")
-    parser.add_argument("--image-size", type=int, help="uploaded image side (default: the model's input)")
+    parser.add_argument("--images", type=int, default=64, help="distinct images sent in turn")
+    parser.add_argument("--image-size", type=int, help="demo image side (default: the model's input)")
+    parser.add_argument(
+        "--image-dir", type=Path, help="send these images (e.g. real photos) instead of demo JPEGs"
+    )
     parser.add_argument("--forward-repeats", type=int, default=200, help="single-image forward calls timed")
+    parser.add_argument(
+        "--forward-seconds",
+        type=float,
+        default=5.0,
+        help="at most this long per forward measurement loop (slow models)",
+    )
     parser.add_argument("--no-baseline", action="store_true", help="skip the baseline app")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.add_argument("--forward-only", action="store_true", help=argparse.SUPPRESS)
@@ -406,22 +542,65 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def print_report(results: dict) -> None:
     """The tables of ``results``."""
-    print(f"\n{results['date']}  {results['machine']['platform']}, {results['machine']['cpu_count']} CPUs, "
-          f"commit {results['commit']}\n")
-    print(format_table(results["reference"], ["when", "single_forward_ms", "single_forward_mean_ms",
-                                              "batch8_forward_ips", "batched_forward_ips"]), end="\n\n")
-    print(format_table(results["loads"], [
-        "server", "concurrency", "requests", "errors", "p50_ms", "p95_ms", "p99_ms", "mean_ms",
-        "server_p50_ms", "throughput_rps", "client_cpu_fraction", "server_cpu_fraction", "loadavg_1m",
-    ]), end="\n\n")
+    settings = results["settings"]
+    print(
+        f"\n{results['date']}  {results['machine']['platform']}, {results['machine']['cpu_count']} CPUs, "
+        f"commit {results['commit']}\n{settings['run']} ({settings['model_input']}x{settings['model_input']} "
+        f"input), uploads: {settings['uploads']}, gunicorn {settings['gunicorn']}\n"
+    )
+    print(
+        format_table(
+            results["reference"],
+            [
+                "when",
+                "single_forward_ms",
+                "single_forward_mean_ms",
+                "single_calls",
+                "batch8_forward_ips",
+                "batched_forward_ips",
+            ],
+        ),
+        end="\n\n",
+    )
+    print(
+        format_table(
+            results["loads"],
+            [
+                "server",
+                "concurrency",
+                "requests",
+                "errors",
+                "p50_ms",
+                "p95_ms",
+                "p99_ms",
+                "mean_ms",
+                "server_p50_ms",
+                "throughput_rps",
+                "client_cpu_fraction",
+                "server_cpu_fraction",
+                "loadavg_1m",
+            ],
+        ),
+        end="\n\n",
+    )
     if results["ratios"]:
-        print(format_table(results["ratios"], ["concurrency", "throughput_api_over_baseline",
-                                               "p50_baseline_over_api"]), end="\n\n")
+        print(
+            format_table(
+                results["ratios"], ["concurrency", "throughput_api_over_baseline", "p50_baseline_over_api"]
+            ),
+            end="\n\n",
+        )
     print(format_table(results["goals"], ["goal", "measured", "target", "unit", "met"]))
 
 
-def run_levels(args: argparse.Namespace, servers: dict, forward: ForwardReference, images: list[bytes],
-               references: list[dict], loads: list[dict]) -> None:
+def run_levels(
+    args: argparse.Namespace,
+    servers: dict,
+    forward: ForwardReference,
+    images: list[bytes],
+    references: list[dict],
+    loads: list[dict],
+) -> None:
     """Per concurrency level: a reference measurement, then the API's load, then the baseline's."""
     references.append(forward.measure(f"before c={args.levels[0]}"))
     for concurrency in args.levels:
@@ -434,8 +613,11 @@ def run_levels(args: argparse.Namespace, servers: dict, forward: ForwardReferenc
             load["server_cpu_fraction"] = (server.cpu_seconds() - cpu_before) / load["wall_s"]
             load.update(server=name, concurrency=concurrency, loadavg_1m=os.getloadavg()[0])
             level.append(load)
-            print(f"{name:<8} c={concurrency:<3} {load['requests']} requests, {load['errors']} errors, "
-                  f"p50 {load['p50_ms']:.1f} ms, {load['throughput_rps']:.1f} req/s", flush=True)
+            print(
+                f"{name:<8} c={concurrency:<3} {load['requests']} requests, {load['errors']} errors, "
+                f"p50 {load['p50_ms']:.1f} ms, {load['throughput_rps']:.1f} req/s",
+                flush=True,
+            )
         references.append(forward.measure(f"after c={concurrency}"))
         for load in level:
             load["reference"] = reference_between(references[-2], references[-1])
@@ -445,37 +627,63 @@ def run_levels(args: argparse.Namespace, servers: dict, forward: ForwardReferenc
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark, print the tables, write JSON with --out."""
     args = parse_args(argv)
-    run = args.run.resolve()
+    run = args.run = args.run.resolve()
     if args.forward_only:
-        serve_forward_measurements(run, args.image_size, args.forward_repeats)
+        serve_forward_measurements(args)
         return 0
     missing = [p for p in ("metadata.json", "saved_model", "model.keras") if not (run / p).exists()]
     if missing:
-        print(f"error: {args.run} has no {', '.join(missing)}: train it first with `make demo` "
-              f"(or `python -m aiclassify train --config demo.yaml --workdir {args.run}`)", file=sys.stderr)
+        print(
+            f"error: {args.run} has no {', '.join(missing)}: train it first with `make demo` "
+            f"(or `python -m aiclassify train --config demo.yaml --workdir {args.run}`)",
+            file=sys.stderr,
+        )
         return 2
     image_size = int(json.loads((run / "metadata.json").read_text())["image_size"])
-    upload_size = args.image_size or image_size
-    images = demo_images(args.images, upload_size)
-    servers = {"api": Server("api", "aiclassify.serving.app:create_app()",
-                             {"AICLASSIFY_MODELS": f"bench={run}"}, "/readyz", args.threads)}
+    args.image_size = args.image_size or image_size
+    images = upload_images(args, args.images)
+    servers = {
+        "api": Server(
+            "api",
+            "aiclassify.serving.app:create_app()",
+            {"AICLASSIFY_MODELS": f"bench={run}"},
+            "/readyz",
+            args.threads,
+            workers=args.workers,
+        )
+    }
     if not args.no_baseline:
-        servers["baseline"] = Server("baseline", "baseline_app:create_app()",
-                                     {"BASELINE_MODEL": str(run / "model.keras")}, "/healthz", args.threads,
-                                     ("--pythonpath", str(REPO / "scripts")))
-    settings = {"run": str(args.run), "model_input": image_size, "upload_side": upload_size,
-                "levels": args.levels, "requests": args.requests, "baseline_requests": args.baseline_requests,
-                "warmup": args.warmup, "gunicorn": f"--workers 1 --threads {args.threads}",
-                "max_batch_size": os.environ.get("AICLASSIFY_MAX_BATCH_SIZE", "32"),
-                "max_batch_wait_ms": os.environ.get("AICLASSIFY_MAX_BATCH_WAIT_MS", "5"),
-                "forward_repeats": args.forward_repeats,
-                "client": "Python threads, one keep-alive http.client connection each, "
-                          "a new multipart boundary per request"}
+        servers["baseline"] = Server(
+            "baseline",
+            "baseline_app:create_app()",
+            {"BASELINE_MODEL": str(run / "model.keras")},
+            "/healthz",
+            args.threads,
+            ("--pythonpath", str(REPO / "scripts")),
+            workers=args.workers,
+        )
+    settings = {
+        "run": str(args.run),
+        "model_input": image_size,
+        "uploads": str(args.image_dir) if args.image_dir else f"demo JPEGs, {args.image_size} px",
+        "upload_bytes_mean": statistics.fmean(len(image) for image in images),
+        "levels": args.levels,
+        "requests": args.requests,
+        "baseline_requests": args.baseline_requests,
+        "warmup": args.warmup,
+        "gunicorn": f"--workers {args.workers} --threads {args.threads}",
+        "max_batch_size": os.environ.get("AICLASSIFY_MAX_BATCH_SIZE", "32"),
+        "max_batch_wait_ms": os.environ.get("AICLASSIFY_MAX_BATCH_WAIT_MS", "5"),
+        "forward_repeats": args.forward_repeats,
+        "forward_seconds": args.forward_seconds,
+        "client": "Python threads, one keep-alive http.client connection each, "
+        "a new multipart boundary per request",
+    }
     references, loads, forward = [], [], None
     try:
         for server in servers.values():
             server.start()
-        forward = ForwardReference(run, upload_size, args.forward_repeats)
+        forward = ForwardReference(args)
         for server in servers.values():
             server.wait_ready()
         run_levels(args, servers, forward, images, references, loads)
@@ -489,8 +697,13 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
     results = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(), "commit": git_commit(), "settings": settings,
-        "reference": references, "loads": loads, "ratios": ratio_rows(loads), "goals": goal_rows(loads),
+        "machine": machine(),
+        "commit": git_commit(),
+        "settings": settings,
+        "reference": references,
+        "loads": loads,
+        "ratios": ratio_rows(loads),
+        "goals": goal_rows(loads),
     }
     print_report(results)
     if args.out:

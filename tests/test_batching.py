@@ -19,14 +19,56 @@ def lengths(items):
 def test_a_lone_request_on_an_idle_queue_is_not_held_for_the_wait():
     queue = BatchQueue(lengths, max_batch_size=8, max_wait_s=WAIT_S)
     try:
-        queue.submit("warm").result(10)  # the very first item may wait: there is no history yet
-        for item in ["a", "bb", "ccc"]:
+        for item in ["warm", "a", "bb", "ccc"]:
             time.sleep(WAIT_S * 1.25)  # requests further apart than the wait: sparse traffic
             started = time.monotonic()
             assert queue.submit(item).result(10) == len(item)
             assert time.monotonic() - started < WAIT_S / 2
-        assert queue.batch_sizes[-3:] == [1, 1, 1]
+        assert queue.batch_sizes == [1, 1, 1, 1]
     finally:
+        queue.close()
+
+
+def test_back_to_back_requests_from_one_client_are_not_held_for_the_wait():
+    """Concurrency 1 with a fast model: each request follows the previous answer within far less
+    than the wait, but none was in flight when it arrived, so none waits."""
+    queue = BatchQueue(lengths, max_batch_size=8, max_wait_s=WAIT_S)
+    try:
+        started = time.monotonic()
+        for n in range(1, 11):
+            assert queue.submit("x" * n).result(10) == n
+        assert time.monotonic() - started < WAIT_S  # ten requests in less than one wait
+        assert queue.batch_sizes == [1] * 10
+    finally:
+        queue.close()
+
+
+def test_items_in_flight_are_counted_out_on_results_errors_and_cancellation():
+    running, release = threading.Event(), threading.Event()
+
+    def score(items):
+        running.set()
+        release.wait(10)
+        if "bad" in items:
+            raise ValueError("bad input")
+        return lengths(items)
+
+    queue = BatchQueue(score, max_batch_size=8, max_wait_s=0.0)
+    try:
+        blocker = queue.submit("x")
+        assert running.wait(10)  # the worker is scoring "x"
+        cancelled, bad, good = queue.submit("cancel-me"), queue.submit("bad"), queue.submit("ok")
+        assert cancelled.cancel()
+        release.set()
+        assert blocker.result(10) == 1 and good.result(10) == 2
+        with pytest.raises(ValueError, match="bad input"):
+            bad.result(10)
+        assert queue._in_flight == 0
+        started = time.monotonic()
+        assert queue.submit("abc").result(10) == 3  # idle again: no wait, no stale count
+        assert time.monotonic() - started < 1
+    finally:
+        release.set()
         queue.close()
 
 
@@ -86,14 +128,25 @@ def test_a_closed_queue_rejects_new_items():
 
 
 def test_under_steady_load_the_wait_ends_once_the_batch_is_as_large_as_the_last():
-    queue = BatchQueue(lengths, max_batch_size=8, max_wait_s=1.0)
+    running, release = threading.Event(), threading.Event()
+
+    def score(items):
+        running.set()
+        release.wait(10)
+        return lengths(items)
+
+    queue = BatchQueue(score, max_batch_size=8, max_wait_s=1.0)
     try:
-        first = [queue.submit("a" * n) for n in (1, 2, 3)]  # no history: waits the whole second
-        assert [f.result(10) for f in first] == [1, 2, 3]
+        blocker = queue.submit("w")  # scored at once; the next three queue behind it
+        assert running.wait(10)
+        first = [queue.submit("a" * n) for n in (1, 2, 3)]
+        release.set()
+        assert blocker.result(10) == 1 and [f.result(10) for f in first] == [1, 2, 3]
         started = time.monotonic()
         second = [queue.submit("b" * n) for n in (1, 2, 3)]  # last batch was 3: go once 3 are in
         assert [f.result(10) for f in second] == [1, 2, 3]
         assert time.monotonic() - started < 0.5
-        assert queue.batch_sizes == [3, 3]
+        assert queue.batch_sizes == [1, 3, 3]
     finally:
+        release.set()
         queue.close()

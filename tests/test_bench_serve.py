@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import time
 from pathlib import Path
 
 import pytest
@@ -26,8 +27,15 @@ REFERENCE = {"single_forward_ms": 5.0, "batched_forward_ips": 300.0}
 
 
 def load(server, concurrency, p50, throughput, errors=0, requests=100):
-    return {"server": server, "concurrency": concurrency, "p50_ms": p50, "throughput_rps": throughput,
-            "errors": errors, "requests": requests, "reference": REFERENCE}
+    return {
+        "server": server,
+        "concurrency": concurrency,
+        "p50_ms": p50,
+        "throughput_rps": throughput,
+        "errors": errors,
+        "requests": requests,
+        "reference": REFERENCE,
+    }
 
 
 def test_percentile_interpolates_like_numpy():
@@ -52,8 +60,13 @@ def test_ratio_handles_missing_values():
 
 
 def test_reference_between_averages_the_measurements_around_a_load():
-    before = {"single_forward_ms": 4.0, "single_forward_mean_ms": 5.0, "batch8_forward_ips": 100.0,
-              "batched_forward_ips": 200.0, "when": "before c=1"}
+    before = {
+        "single_forward_ms": 4.0,
+        "single_forward_mean_ms": 5.0,
+        "batch8_forward_ips": 100.0,
+        "batched_forward_ips": 200.0,
+        "when": "before c=1",
+    }
     after = {**before, "single_forward_ms": 6.0, "batched_forward_ips": 300.0, "when": "after c=1"}
     middle = bench.reference_between(before, after)
     assert middle["single_forward_ms"] == 5.0 and middle["batched_forward_ips"] == 250.0
@@ -61,8 +74,12 @@ def test_reference_between_averages_the_measurements_around_a_load():
 
 
 def test_ratio_and_goal_tables():
-    loads = [load("api", 1, 9.0, 100.0), load("baseline", 1, 200.0, 5.0),
-             load("api", 32, 150.0, 240.0, requests=10_000), load("baseline", 32, 900.0, 30.0)]
+    loads = [
+        load("api", 1, 9.0, 100.0),
+        load("baseline", 1, 200.0, 5.0),
+        load("api", 32, 150.0, 240.0, requests=10_000),
+        load("baseline", 32, 900.0, 30.0),
+    ]
     ratios = bench.ratio_rows(loads)
     assert [r["concurrency"] for r in ratios] == [1, 32]
     assert ratios[1]["throughput_api_over_baseline"] == pytest.approx(8)
@@ -83,8 +100,9 @@ def test_multipart_body_is_parsed_by_werkzeug():
     from werkzeug.test import EnvironBuilder
 
     body = bench.multipart_body(b"\xff\xd8jpeg-bytes", "a.jpg")
-    environ = EnvironBuilder(method="POST", data=body,
-                             content_type=f"multipart/form-data; boundary={bench.BOUNDARY}").get_environ()
+    environ = EnvironBuilder(
+        method="POST", data=body, content_type=f"multipart/form-data; boundary={bench.BOUNDARY}"
+    ).get_environ()
     from werkzeug.wrappers import Request
 
     upload = Request(environ).files["file"]
@@ -100,14 +118,86 @@ def test_a_missing_run_fails_with_a_clear_message(tmp_path, capsys):
 def test_end_to_end_on_a_tiny_model(trained_run, tmp_path):
     """Both servers under gunicorn, a few requests at concurrency 1 and 2 (about a minute)."""
     out = tmp_path / "bench.json"
-    assert bench.main(["--run", str(trained_run), "--requests", "12", "--baseline-requests", "6",
-                       "--levels", "1,2", "--warmup", "2", "--images", "4", "--forward-repeats", "5",
-                       "--out", str(out)]) == 0
+    assert (
+        bench.main(
+            [
+                "--run",
+                str(trained_run),
+                "--requests",
+                "12",
+                "--baseline-requests",
+                "6",
+                "--levels",
+                "1,2",
+                "--warmup",
+                "2",
+                "--images",
+                "4",
+                "--forward-repeats",
+                "5",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     results = json.loads(out.read_text())
     assert {(r["server"], r["concurrency"]) for r in results["loads"]} == {
-        ("api", 1), ("baseline", 1), ("api", 2), ("baseline", 2)}
+        ("api", 1),
+        ("baseline", 1),
+        ("api", 2),
+        ("baseline", 2),
+    }
     assert all(r["errors"] == 0 and r["p50_ms"] > 0 for r in results["loads"])
     assert [r["requests"] for r in results["loads"]] == [12, 6, 12, 6]
     assert [r["when"] for r in results["reference"]] == ["before c=1", "after c=1", "after c=2"]
     assert all(r["reference"]["single_forward_ms"] > 0 for r in results["loads"]) and results["commit"]
     assert results["machine"]["cpu_count"] >= 1 and len(results["ratios"]) == 2
+
+
+class SlowPredictor:
+    """Sleeps ``seconds_per_image`` per image, like a large model."""
+
+    def __init__(self, seconds_per_image: float):
+        self.seconds_per_image, self.calls = seconds_per_image, []
+
+    def probabilities(self, images):
+        self.calls.append(len(images))
+        time.sleep(self.seconds_per_image * len(images))
+        return [0.5] * len(images)
+
+
+def test_measure_forward_runs_every_call_for_a_fast_model():
+    predictor = SlowPredictor(0.0)
+    result = bench.measure_forward(predictor, [b"a", b"b", b"c"], repeats=40, budget_s=60)
+    assert result["single_calls"] == 40 and predictor.calls.count(1) == 40
+    assert predictor.calls.count(8) == 4 and predictor.calls.count(32) == 4  # repeats // 10
+
+
+def test_measure_forward_stops_at_the_time_budget_for_a_slow_model():
+    predictor = SlowPredictor(0.002)  # 2 ms an image: 64 ms a batch of 32
+    started = time.perf_counter()
+    result = bench.measure_forward(predictor, [b"a"] * 4, repeats=200, budget_s=0.05)
+    assert time.perf_counter() - started < 3
+    assert 5 <= result["single_calls"] < 200  # at least 5 single calls, far fewer than asked
+    assert predictor.calls.count(8) >= 3 and predictor.calls.count(32) == 3  # at least 3 batched calls
+    assert 100 < result["batched_forward_ips"] <= 510 and 2 <= result["single_forward_ms"] < 20
+
+
+def test_image_files_reads_a_folder_in_order_and_repeats_it(tmp_path):
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "2.png").write_bytes(b"two")
+    (tmp_path / "1.JPG").write_bytes(b"one")
+    (tmp_path / "notes.txt").write_bytes(b"not an image")
+    assert bench.image_files(tmp_path, 5) == [b"one", b"two", b"one", b"two", b"one"]
+    with pytest.raises(SystemExit, match="no images"):
+        bench.image_files(tmp_path / "b" / "empty-dir-that-does-not-exist", 1)
+
+
+def test_servers_get_the_workers_and_threads_asked_for():
+    args = bench.parse_args(["--workers", "2", "--threads", "16", "--requests", "300"])
+    assert args.workers == 2 and args.threads == 16 and args.baseline_requests == 50
+    server = bench.Server("api", "app:create_app()", {}, "/readyz", args.threads, workers=args.workers)
+    command = " ".join(server.command)
+    server.log.unlink()
+    assert "--workers 2 --threads 16" in command

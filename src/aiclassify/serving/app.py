@@ -1,6 +1,6 @@
 """The Flask inference API: ``create_app()`` builds it; gunicorn serves it.
 
-    gunicorn --bind 127.0.0.1:8000 --workers 1 --threads 8 'aiclassify.serving.app:create_app()'
+    gunicorn --bind 127.0.0.1:8000 --workers 1 --threads 32 'aiclassify.serving.app:create_app()'
 
 Models are loaded when the app is created (in a background thread by default), never at import.
 See ``docs/api.md`` for the endpoints, status codes and environment variables.
@@ -23,6 +23,7 @@ from aiclassify.serving import routes
 from aiclassify.serving.errors import ApiError
 from aiclassify.serving.images import ImageLimits, configure_pillow
 from aiclassify.serving.models import ModelRegistry, ServedModel
+from aiclassify.serving.multipart import FormDataParser
 from aiclassify.serving.settings import DEFAULT_MODELS, ServerSettings, load_settings, parse_models
 
 logger = logging.getLogger("aiclassify.serving")
@@ -33,7 +34,10 @@ EXTENSION_KEY = "aiclassify"
 
 
 class InMemoryRequest(Request):
-    """A request whose uploaded files stay in memory (Werkzeug spools large ones to disk)."""
+    """A request whose uploaded files stay in memory (Werkzeug spools large ones to disk), parsed
+    without compiling regular expressions per multipart boundary (:mod:`.multipart`)."""
+
+    form_data_parser_class = FormDataParser
 
     def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
         return io.BytesIO()
@@ -120,8 +124,12 @@ def _log_request(response):
     started = g.get("started")
     latency_ms = (time.perf_counter() - started) * 1000 if started else float("nan")
     access_logger.info(
-        "%s %s %s %d %.1f ms", request.remote_addr, request.method, request.full_path.rstrip("?"),
-        response.status_code, latency_ms,
+        "%s %s %s %d %.1f ms",
+        request.remote_addr,
+        request.method,
+        request.full_path.rstrip("?"),
+        response.status_code,
+        latency_ms,
     )
     response.headers["X-Latency-Ms"] = f"{latency_ms:.1f}"
     return response

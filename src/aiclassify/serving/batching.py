@@ -7,8 +7,9 @@ being scored wait in the queue and form the next batch, so under load batches gr
 
 The worker waits up to ``max_wait_s`` for more items only when requests are arriving together:
 when it found more than one item waiting, when the previous batch had more than one item, or when
-the first item arrived less than ``max_wait_s`` after the one before it (and before any history,
-for the very first item). A lone request on an idle queue is scored at once, without the wait.
+another request was in flight (queued or being scored) as the first item arrived. A lone request
+on an idle queue is scored at once, without the wait, however soon it follows the previous one:
+a client sending one request after another (concurrency 1) never waits, even for a fast model.
 While waiting, it stops as soon as the batch is as large as the previous one (then takes whatever
 else is already queued): under steady load that is how many requests are in flight, and waiting
 longer would only idle the model. Batches still grow when more requests queue up.
@@ -47,8 +48,8 @@ class BatchQueue:
         self.max_wait_s = max(0.0, float(max_wait_s))
         self._queue: queue.Queue = queue.Queue()
         self._closed = False
-        self._last_arrival: float | None = None  # monotonic time of the previous submit
-        self._arrival_lock = threading.Lock()
+        self._in_flight = 0  # submitted items whose futures are not resolved yet
+        self._in_flight_lock = threading.Lock()
         self._last_batch_size = 0
         self.batch_sizes: list[int] = []  # recent batch sizes, for tests and monitoring
         self._thread = threading.Thread(target=self._run, name=f"batcher-{name}", daemon=True)
@@ -60,11 +61,21 @@ class BatchQueue:
         if self._closed:
             future.set_exception(RuntimeError("the batching queue is closed"))
             return future
-        with self._arrival_lock:
-            now = time.monotonic()
-            previous, self._last_arrival = self._last_arrival, now
-        self._queue.put((item, future, previous, now))
+        with self._in_flight_lock:
+            busy = self._in_flight > 0
+            self._in_flight += 1
+        self._queue.put((item, future, busy))
         return future
+
+    def _settle(self, future: Future, result: Any = None, error: BaseException | None = None) -> None:
+        """Count the item out of flight, then resolve its (running) future: in that order, so that a
+        client answered at once and sending its next request does not find this one in flight."""
+        with self._in_flight_lock:
+            self._in_flight -= 1
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the worker after the items already queued."""
@@ -94,7 +105,7 @@ class BatchQueue:
             stop = self._drain(entries, deadline=time.monotonic() + self.max_wait_s, limit=target)
             stop = stop or self._drain(entries, deadline=None)
         self._last_batch_size = len(entries)
-        return [(item, future) for item, future, _, _ in entries], stop
+        return [(item, future) for item, future, _ in entries], stop
 
     def _drain(self, entries: list, deadline: float | None, limit: int | None = None) -> bool:
         """Append queued entries until there are ``limit`` (default: a full batch), the queue is
@@ -116,12 +127,18 @@ class BatchQueue:
             return False
         if len(entries) > 1 or self._last_batch_size > 1:
             return True
-        _, _, previous_arrival, arrival = entries[0]
-        return previous_arrival is None or arrival - previous_arrival < self.max_wait_s
+        _, _, busy = entries[0]
+        return busy  # another request was queued or being scored when this one arrived
 
     def _score_batch(self, batch: list[tuple[Any, Future]]) -> None:
         """Score ``batch`` at once; on failure, one by one."""
-        live = [(item, future) for item, future in batch if future.set_running_or_notify_cancel()]
+        live = []
+        for item, future in batch:
+            if future.set_running_or_notify_cancel():
+                live.append((item, future))
+            else:  # cancelled while queued
+                with self._in_flight_lock:
+                    self._in_flight -= 1
         if not live:
             return
         self.batch_sizes = (self.batch_sizes + [len(live)])[-1000:]
@@ -131,18 +148,20 @@ class BatchQueue:
                 raise RuntimeError(f"scoring returned {len(scores)} results for {len(live)} inputs")
         except Exception as error:
             if len(live) == 1:
-                live[0][1].set_exception(error)
+                self._settle(live[0][1], error=error)
                 return
             logger.info("A batch of %d failed (%s); scoring its items one by one", len(live), error)
             for item, future in live:
                 self._score_single(item, future)
             return
         for (_, future), score in zip(live, scores, strict=True):
-            future.set_result(score)
+            self._settle(future, score)
 
     def _score_single(self, item: Any, future: Future) -> None:
         """Score one item and resolve its future."""
         try:
-            future.set_result(list(self._score([item]))[0])
+            score = list(self._score([item]))[0]
         except Exception as error:
-            future.set_exception(error)
+            self._settle(future, error=error)
+            return
+        self._settle(future, score)

@@ -44,11 +44,16 @@ class Explainer:
         from aiclassify.runs import METADATA_FILE, MODEL_FILE
 
         run = Path(self.source) if self.source else None
-        if (run is None or self.image_size is None or not (run / METADATA_FILE).is_file()
-                or not (run / MODEL_FILE).is_file()):
+        if (
+            run is None
+            or self.image_size is None
+            or not (run / METADATA_FILE).is_file()
+            or not (run / MODEL_FILE).is_file()
+        ):
             raise ApiError(
-                422, f"model {self.model_name!r} cannot explain its predictions: explanations need "
-                f"the model served from a run directory with {MODEL_FILE}"
+                422,
+                f"model {self.model_name!r} cannot explain its predictions: explanations need "
+                f"the model served from a run directory with {MODEL_FILE}",
             )
         return run / MODEL_FILE
 

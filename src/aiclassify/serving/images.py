@@ -79,9 +79,7 @@ def _prepare_open_image(
     """Checks on an opened (not yet decoded) image, then a full decode and normalisation."""
     image_format = image.format or "unknown"
     if image_format not in PASSTHROUGH_FORMATS:
-        raise ApiError(
-            415, f"unsupported image format {image_format}; send JPEG, PNG, WebP, BMP or GIF"
-        )
+        raise ApiError(415, f"unsupported image format {image_format}; send JPEG, PNG, WebP, BMP or GIF")
     width, height = image.size
     check_dimensions(width, height, limits)
     image.load()  # full decode: truncated or corrupt data fails here

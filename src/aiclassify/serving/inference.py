@@ -35,7 +35,7 @@ class Scored:
 def decode_b64(value: Any, where: str) -> bytes:
     """The bytes of a ``{"b64": "..."}`` object (standard or URL-safe alphabet, padding optional)."""
     if not isinstance(value, dict) or not isinstance(value.get("b64"), str):
-        raise ApiError(400, f"{where}: expected an object {{\"b64\": \"<base64 image>\"}}")
+        raise ApiError(400, f'{where}: expected an object {{"b64": "<base64 image>"}}')
     text = "".join(value["b64"].split())
     text = text.replace("-", "+").replace("_", "/")
     try:
@@ -83,8 +83,11 @@ def score_uploads(
     prepared = prepare_all(uploads, limits)
     started = time.perf_counter()
     results = model.score([image.data for image, _ in prepared], timeout_s)
-    retry = [i for i, r in enumerate(results) if isinstance(r, Exception) and is_input_error(r)
-             and not prepared[i][0].converted]
+    retry = [
+        i
+        for i, r in enumerate(results)
+        if isinstance(r, Exception) and is_input_error(r) and not prepared[i][0].converted
+    ]
     if retry:
         converted = [prepare_image(uploads[i].data, limits, force_png=True) for i in retry]
         rescored = model.score([c.data for c in converted], timeout_s)

@@ -155,7 +155,10 @@ class ServedModel:
             return
         self.state = AVAILABLE
         logger.info(
-            "Model %s version %s loaded from %s in %.1f s", self.name, self.version, self.source,
+            "Model %s version %s loaded from %s in %.1f s",
+            self.name,
+            self.version,
+            self.source,
             time.perf_counter() - started,
         )
 
@@ -187,13 +190,14 @@ class ServedModel:
         for point in self.operating_points:
             if operating_point is not None and point.name == operating_point:
                 return point.threshold, point.name
-            if (target_fpr is not None and point.target_fpr is not None
-                    and math.isclose(point.target_fpr, target_fpr, rel_tol=1e-6, abs_tol=1e-12)):
+            if (
+                target_fpr is not None
+                and point.target_fpr is not None
+                and math.isclose(point.target_fpr, target_fpr, rel_tol=1e-6, abs_tol=1e-12)
+            ):
                 return point.threshold, point.name
         asked = f"operating_point={operating_point}" if operating_point else f"target_fpr={target_fpr}"
-        available = ", ".join(
-            f"{p.name} (target_fpr={p.target_fpr})" for p in self.operating_points
-        )
+        available = ", ".join(f"{p.name} (target_fpr={p.target_fpr})" for p in self.operating_points)
         raise ApiError(422, f"model {self.name!r} has no operating point for {asked}; available: {available}")
 
     @staticmethod

@@ -66,11 +66,13 @@ def predict():
     if explain:
         for prediction, item in zip(predictions, scored, strict=True):
             prediction["explanation"] = model.explain(item.image.data)
-    return jsonify({
-        "model": _model_summary(model),
-        "predictions": predictions,
-        "timing_ms": {"total": round((time.perf_counter() - started) * 1000, 3)},
-    })
+    return jsonify(
+        {
+            "model": _model_summary(model),
+            "predictions": predictions,
+            "timing_ms": {"total": round((time.perf_counter() - started) * 1000, 3)},
+        }
+    )
 
 
 def _json_body() -> dict[str, Any] | None:
@@ -125,8 +127,9 @@ def _collect_uploads(body: dict[str, Any] | None, max_images: int) -> list[Uploa
         uploads = []
     if not uploads:
         raise ApiError(
-            400, "no image: send multipart field 'file' (repeatable) or 'files', "
-            'or JSON {"images": [{"b64": "..."}]}'
+            400,
+            "no image: send multipart field 'file' (repeatable) or 'files', "
+            'or JSON {"images": [{"b64": "..."}]}',
         )
     if len(uploads) > max_images:
         raise ApiError(400, f"too many images: {len(uploads)}, at most {max_images} per request")

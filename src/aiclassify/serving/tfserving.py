@@ -45,13 +45,17 @@ def model_status(name: str, version: str | None = None):
     """TF Serving's GetModelStatus: ``{"model_version_status": [...]}``."""
     model = _model(name, version, need_loaded=False)
     error_code = "OK" if model.state != "END" else "UNKNOWN"
-    return jsonify({
-        "model_version_status": [{
-            "version": model.version,
-            "state": model.state,
-            "status": {"error_code": error_code, "error_message": model.error},
-        }]
-    })
+    return jsonify(
+        {
+            "model_version_status": [
+                {
+                    "version": model.version,
+                    "state": model.state,
+                    "status": {"error_code": error_code, "error_message": model.error},
+                }
+            ]
+        }
+    )
 
 
 @blueprint.get("/v1/models/<name>/metadata")
@@ -59,10 +63,12 @@ def model_status(name: str, version: str | None = None):
 def model_metadata(name: str, version: str | None = None):
     """TF Serving's GetModelMetadata, plus this server's ``aiclassify`` section."""
     model = _model(name, version, need_loaded=True)
-    return jsonify({
-        "model_spec": {"name": model.name, "signature_name": "", "version": model.version},
-        "metadata": {"signature_def": signature_def(), "aiclassify": model.describe()},
-    })
+    return jsonify(
+        {
+            "model_spec": {"name": model.name, "signature_name": "", "version": model.version},
+            "metadata": {"signature_def": signature_def(), "aiclassify": model.describe()},
+        }
+    )
 
 
 def signature_def() -> dict[str, Any]:
@@ -121,11 +127,10 @@ def _instances(values: Any) -> list[bytes]:
     if isinstance(values, dict):
         values = [values]
     if not isinstance(values, list) or not values:
-        raise ApiError(400, "instances must be a non-empty list of {\"b64\": \"...\"} objects")
+        raise ApiError(400, 'instances must be a non-empty list of {"b64": "..."} objects')
     images = []
     for index, value in enumerate(values):
         if isinstance(value, dict) and INPUT_KEY in value:
             value = value[INPUT_KEY]
         images.append(decode_b64(value, f"instance {index}"))
     return images
-
