@@ -19,9 +19,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from aiclassify.data.augment import AUGMENT_NAMES
+from aiclassify.filters import FILTER_NAMES as FILTERS
 from aiclassify.logs import setup_logging
 
-FILTERS = ("none", "gray_world", "gaussian_blur", "median_blur", "srm")
 AUGMENT_SETS = {
     "none": (),
     "flips": ("hflip", "vflip"),
@@ -29,7 +30,7 @@ AUGMENT_SETS = {
     "noise": ("noise",),
     "color_jitter": ("color_jitter",),
     "crop_resize": ("crop_resize",),
-    "all": ("hflip", "vflip", "rotation", "crop_resize", "noise", "color_jitter", "jpeg", "downscale"),
+    "all": AUGMENT_NAMES,
 }
 COLUMNS = {
     "accuracy": "test accuracy",
