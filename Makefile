@@ -29,6 +29,7 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check src tests app scripts
+	$(VENV)/bin/ruff format --check src tests app scripts
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
@@ -55,7 +56,7 @@ app: install
 	@AICLASSIFY_MODELS="$(AICLASSIFY_MODELS)" $(GUNICORN_API) & api=$$!; \
 	trap 'kill $$api 2>/dev/null; wait $$api 2>/dev/null' EXIT; trap 'exit 130' INT TERM; \
 	echo "Starting the API on http://$(HOST):$(PORT) (models: $(AICLASSIFY_MODELS))..."; \
-	$(PY) app/wait_api.py http://$(HOST):$(PORT) --timeout 180 --pid $$api || exit 1; \
+	$(PY) -m aiclassify.page.wait_api http://$(HOST):$(PORT) --timeout 180 --pid $$api || exit 1; \
 	echo ""; echo "    Open http://$(HOST):$(APP_PORT) in a browser (Ctrl-C stops the page and the API)."; echo ""; \
 	AICLASSIFY_API_URL=http://$(HOST):$(PORT) $(VENV)/bin/streamlit run app/streamlit_app.py \
 		--server.headless true --server.port $(APP_PORT) --server.address $(HOST) \

@@ -2,58 +2,71 @@
 
 Run with ``make app`` (API + page on the demo models) or
 ``AICLASSIFY_API_URL=http://127.0.0.1:8000 streamlit run app/streamlit_app.py``. The page never
-imports TensorFlow: it only talks HTTP to the API (docs/api.md). Logic lives in ``app/client.py``
-(API calls), ``app/results.py`` (scoring a batch, table, CSV/JSON) and ``app/about.py``.
+imports TensorFlow: it only talks HTTP to the API (docs/api.md). Logic lives in the installed
+package's ``aiclassify.page``: ``client`` (API calls), ``results`` (scoring a batch, table,
+CSV/JSON) and ``about``.
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import streamlit as st
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from app import about, results  # noqa: E402
-from app.client import STRICT_OPERATING_POINT, ApiClient, ApiError, ModelInfo, api_url_from_env  # noqa: E402
+from aiclassify.page import about, results
+from aiclassify.page.client import (
+    STRICT_OPERATING_POINT,
+    ApiCallError,
+    ApiClient,
+    ModelInfo,
+    api_url_from_env,
+)
 
 DEFAULT_POINT = "Default threshold"
 STRICT_POINT = "Strict: 1% false positives"
 MAX_PREVIEWS = 50
 
 
-def sidebar() -> tuple[ApiClient, list[ModelInfo], ApiError | None, str | None, str | None]:
+def sidebar() -> tuple[ApiClient, list[ModelInfo], ApiCallError | None, str | None, str | None]:
     """API address, model and operating point choices; the client, models, error, model, point."""
     st.sidebar.header("Settings")
-    url = st.sidebar.text_input("API URL", value=api_url_from_env(), key="api_url",
-                                help="Set AICLASSIFY_API_URL to change the default.")
+    url = st.sidebar.text_input(
+        "API URL",
+        value=api_url_from_env(),
+        key="api_url",
+        help="Set AICLASSIFY_API_URL to change the default.",
+    )
     client = ApiClient(url)
     try:
         models = client.models_with_metadata()
         error = None
-    except ApiError as exc:
+    except ApiCallError as exc:
         models, error = [], exc
     available = [m for m in models if m.available]
     for model in models:
         if not model.available:
-            st.sidebar.warning(f"Model **{model.name}** is {model.state.lower()}"
-                               + (f": {model.error}" if model.error else "") + ".")
+            st.sidebar.warning(
+                f"Model **{model.name}** is {model.state.lower()}"
+                + (f": {model.error}" if model.error else "")
+                + "."
+            )
     if not available:
         st.sidebar.selectbox("Model", ["(no model available)"], disabled=True, key="model_none")
         st.sidebar.radio("Operating point", [DEFAULT_POINT], disabled=True, key="point_none")
         return client, models, error, None, None
-    chosen = st.sidebar.selectbox("Model", [m.name for m in available], key="model",
-                                  help="Each model the API serves.")
+    chosen = st.sidebar.selectbox(
+        "Model", [m.name for m in available], key="model", help="Each model the API serves."
+    )
     model = next(m for m in available if m.name == chosen)
     strict_ok = model.has_strict_point
     point = st.sidebar.radio(
-        "Operating point", [DEFAULT_POINT, STRICT_POINT] if strict_ok else [DEFAULT_POINT], key="point",
-        help="Strict uses the threshold at which about 1% of real images are called AI-generated "
-             "(measured on the model's validation data)." if strict_ok else
-             "This model has no stored 1% false-positive operating point, only its default threshold.",
+        "Operating point",
+        [DEFAULT_POINT, STRICT_POINT] if strict_ok else [DEFAULT_POINT],
+        key="point",
+        help=(
+            "Strict uses the threshold at which about 1% of real images are called AI-generated "
+            "(measured on the model's validation data)."
+            if strict_ok
+            else "This model has no stored 1% false-positive operating point, only its default threshold."
+        ),
     )
     return client, models, error, chosen, STRICT_OPERATING_POINT if point == STRICT_POINT else None
 
@@ -78,11 +91,15 @@ def show_verdict(row: results.ResultRow, content: bytes) -> None:
             return
         colour = "red" if row.verdict == "AI-generated" else "green"
         st.markdown(f"### :{colour}[{row.verdict}]")
-        st.progress(min(max(float(row.probability_ai), 0.0), 1.0),
-                    text=f"Probability AI-generated: {row.probability_ai:.1%}")
+        st.progress(
+            min(max(float(row.probability_ai), 0.0), 1.0),
+            text=f"Probability AI-generated: {row.probability_ai:.1%}",
+        )
         point = "default" if row.operating_point in (None, "default") else row.operating_point
-        st.caption(f"Model {row.model} (version {row.model_version}) · threshold {row.threshold:.3f} "
-                   f"({point}) · {row.size} {row.format or ''}")
+        st.caption(
+            f"Model {row.model} (version {row.model_version}) · threshold {row.threshold:.3f} "
+            f"({point}) · {row.size} {row.format or ''}"
+        )
         if row.overlay_note:
             st.caption(f"No Grad-CAM overlay: {row.overlay_note}")
 
@@ -100,12 +117,17 @@ def score(client: ApiClient, uploads: list, model: str, point: str | None, expla
         """Move the bar after each scored file."""
         bar.progress(done / total, text=f"Scored {done} of {total}: {name}")
 
-    rows, fatal = results.score_files(client, files, model=model, operating_point=point, progress=progress,
-                                        explain=explain)
+    rows, fatal = results.score_files(
+        client, files, model=model, operating_point=point, progress=progress, explain=explain
+    )
     bar.empty()
     # a batch cut short by an unreachable API is scored again on the next run of the page
-    scored = {"key": key if fatal is None else None, "rows": rows,
-              "contents": [content for _, content in files], "fatal": fatal}
+    scored = {
+        "key": key if fatal is None else None,
+        "rows": rows,
+        "contents": [content for _, content in files],
+        "fatal": fatal,
+    }
     st.session_state["scored"] = scored
     return scored
 
@@ -126,10 +148,20 @@ def show_results(scored: dict) -> None:
     st.subheader("Results")
     st.dataframe(results.display_records(rows), hide_index=True)
     csv_column, json_column = st.columns(2)
-    csv_column.download_button("Download CSV", results.to_csv(rows), file_name="aiclassify-results.csv",
-                               mime="text/csv", key="download_csv")
-    json_column.download_button("Download JSON", results.to_json(rows), file_name="aiclassify-results.json",
-                                mime="application/json", key="download_json")
+    csv_column.download_button(
+        "Download CSV",
+        results.to_csv(rows),
+        file_name="aiclassify-results.csv",
+        mime="text/csv",
+        key="download_csv",
+    )
+    json_column.download_button(
+        "Download JSON",
+        results.to_json(rows),
+        file_name="aiclassify-results.json",
+        mime="application/json",
+        key="download_json",
+    )
 
 
 def about_panel(models: list[ModelInfo]) -> None:
@@ -137,8 +169,12 @@ def about_panel(models: list[ModelInfo]) -> None:
     with st.expander("About the models and their limits"):
         for model in models:
             if model.details:
-                st.markdown("\n".join(f"- **{label}:** {text}"
-                                      for label, text in about.model_summary(model.name, model.details)))
+                st.markdown(
+                    "\n".join(
+                        f"- **{label}:** {text}"
+                        for label, text in about.model_summary(model.name, model.details)
+                    )
+                )
         if not any(m.details for m in models):
             st.write("No model information: the API is not reachable or has no model loaded.")
         st.markdown("**Limits**")
@@ -153,16 +189,22 @@ def main() -> None:
     st.caption("Upload one image or many; each is classified by the aiclassify API.")
     client, models, error, model, point = sidebar()
     explain = st.sidebar.checkbox(
-        "Show Grad-CAM overlay", key="explain",
-        help="Ask the API for a heatmap of where the model sees evidence of AI generation (slower).")
+        "Show Grad-CAM overlay",
+        key="explain",
+        help="Ask the API for a heatmap of where the model sees evidence of AI generation (slower).",
+    )
     if error is not None:
         st.error(error.message)
         st.button("Retry", key="retry")
     elif model is None:
         st.warning("No model is available yet (still loading?). Retry in a moment.")
         st.button("Retry", key="retry")
-    uploads = st.file_uploader("Images (jpg, jpeg, png, webp, bmp)", type=list(results.SUPPORTED_TYPES),
-                               accept_multiple_files=True, key="uploads")
+    uploads = st.file_uploader(
+        "Images (jpg, jpeg, png, webp, bmp)",
+        type=list(results.SUPPORTED_TYPES),
+        accept_multiple_files=True,
+        key="uploads",
+    )
     if uploads and model is not None:
         show_results(score(client, list(uploads), model, point, explain))
     elif uploads:

@@ -31,7 +31,7 @@ from aiclassify.data.demo import write_demo_dataset
 from aiclassify.data.layouts import load_splits
 from aiclassify.data.pipeline import make_dataset
 from aiclassify.data.sources import dataset_root
-from aiclassify.training import compile_model
+from aiclassify.train.trainer import compile_model
 
 SHARED_CIFAKE = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifake.tar.gz"
 

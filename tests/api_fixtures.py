@@ -22,7 +22,9 @@ import jsonschema
 import numpy as np
 from PIL import Image
 
-CALIBRATION = {"temperature": 2.0, "method": "temperature"}
+from aiclassify.predictor import Predictor
+
+CALIBRATION = {"temperature": 2.0, "fitted_on": "validation"}
 OPERATING_POINTS = [
     {"name": "fpr_1pct", "target_fpr": 0.01, "threshold": 0.9, "fpr": 0.01, "tpr": 0.5},
     {"name": "fpr_5pct", "target_fpr": 0.05, "threshold": 0.7, "fpr": 0.05, "tpr": 0.7},
@@ -41,43 +43,82 @@ def _workdir() -> Path:
 def tiny_run() -> Path:
     """A finished run of a tiny CNN on a tiny demo dataset (about ten seconds, once per process)."""
     from aiclassify.config import load_config
-    from aiclassify.training import run
+    from aiclassify.train import train
 
     root = _workdir()
-    config = load_config(None, [
-        "data.source=demo", f"data.path={root}/demo", "data.demo_images_per_class=24",
-        "data.image_size=32", "model.name=cnn_small2", "train.epochs=1", "train.batch_size=16",
-        "train.verbose=0",
-    ])
-    run(config, root / "run")
+    config = load_config(
+        None,
+        [
+            "data.source=demo",
+            f"data.path={root}/demo",
+            "data.demo_images_per_class=24",
+            "data.image_size=32",
+            "model.name=cnn_small2",
+            "train.epochs=1",
+            "train.batch_size=16",
+            "train.verbose=0",
+        ],
+    )
+    train(config, root / "run")
     return root / "run"
+
+
+def _renamed_copy(name: str) -> Path:
+    """A copy of :func:`tiny_run` whose metadata names the run ``name``."""
+    destination = _workdir() / name
+    shutil.copytree(tiny_run(), destination)
+    metadata_path = destination / "metadata.json"
+    metadata_path.write_text(json.dumps({**json.loads(metadata_path.read_text()), "name": name}))
+    return destination
 
 
 @functools.cache
 def calibrated_run() -> Path:
-    """A copy of :func:`tiny_run` whose metadata has a temperature and operating points."""
-    destination = _workdir() / "calibrated"
-    shutil.copytree(tiny_run(), destination)
+    """A copy of :func:`tiny_run` evaluated: its calibration.json has a temperature and operating points."""
+    destination = _renamed_copy("calibrated")
+    calibration = {**CALIBRATION, "operating_points": OPERATING_POINTS}
+    (destination / "calibration.json").write_text(json.dumps(calibration))
+    return destination
+
+
+@functools.cache
+def legacy_calibrated_run() -> Path:
+    """A copy of :func:`tiny_run` evaluated by an older evaluate, which wrote into metadata.json."""
+    destination = _renamed_copy("legacy")
     metadata_path = destination / "metadata.json"
     metadata = json.loads(metadata_path.read_text())
-    metadata.update(name="calibrated", calibration=CALIBRATION, operating_points=OPERATING_POINTS)
+    metadata.update(calibration=CALIBRATION, operating_points=OPERATING_POINTS)
     metadata_path.write_text(json.dumps(metadata))
     return destination
 
 
-class FakePredictor:
-    """Scores images by their size in bytes; records batch sizes; can block or fail on demand."""
+@functools.cache
+def bare_saved_model() -> Path:
+    """:func:`tiny_run`'s SavedModel copied out of its run directory: no metadata, no model.keras."""
+    destination = _workdir() / "bare" / "saved_model"
+    shutil.copytree(tiny_run() / "saved_model", destination)
+    return destination
 
-    def __init__(self, metadata: dict[str, Any] | None = None, fail_with: Exception | None = None):
-        self.metadata = {"name": "fake", "model": "fake", "threshold": 0.5, **(metadata or {})}
-        self.threshold = self.metadata["threshold"]
+
+class FakePredictor(Predictor):
+    """A :class:`Predictor` whose score function rates images by their size in bytes; it records
+    batch sizes and can block (``release``) or fail after the warm-up call (``fail_with``)."""
+
+    def __init__(
+        self,
+        metadata: dict[str, Any] | None = None,
+        calibration: dict[str, Any] | None = None,
+        fail_with: Exception | None = None,
+    ):
         self.fail_with = fail_with
         self.release = threading.Event()
         self.release.set()
         self.batches: list[int] = []
         self.calls = 0
+        metadata = {"name": "fake", "model": "fake", "threshold": 0.5, **(metadata or {})}
+        super().__init__(self._fake_score, metadata, calibration, calibration_source="fake")
 
-    def probabilities(self, images: list[bytes]) -> list[float]:
+    def _fake_score(self, images: list[bytes]) -> list[float]:
         self.release.wait(30)
         self.calls += 1
         if self.fail_with is not None and self.calls > 1:  # the warm-up call succeeds
@@ -146,8 +187,12 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 def png_with_size(width: int, height: int) -> bytes:
     """A PNG whose header declares ``width`` x ``height`` with almost no pixel data (a bomb)."""
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
-            + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + _png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def gif_with_size(width: int, height: int) -> bytes:
@@ -155,7 +200,7 @@ def gif_with_size(width: int, height: int) -> bytes:
     data = bytearray(encode(Image.new("P", (1, 1)), "GIF"))
     data[6:10] = struct.pack("<HH", width, height)
     descriptor = data.index(b"\x2c")
-    data[descriptor + 5:descriptor + 9] = struct.pack("<HH", width, height)
+    data[descriptor + 5 : descriptor + 9] = struct.pack("<HH", width, height)
     return bytes(data)
 
 
@@ -163,16 +208,23 @@ def jpeg_with_size(width: int, height: int) -> bytes:
     """A small JPEG whose frame header claims ``width`` x ``height``."""
     data = bytearray(image_bytes("JPEG", size=(16, 16)))
     sof = data.index(b"\xff\xc0")
-    data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
     return bytes(data)
 
 
 @functools.cache
 def openapi_document() -> dict[str, Any]:
-    """The server's OpenAPI document (as served at /openapi.json)."""
-    from aiclassify.serving.openapi import spec
+    """The OpenAPI document as an app serves it at /openapi.json."""
+    from aiclassify.serving.app import create_app
+    from aiclassify.serving.state import serving_state
 
-    return spec()
+    app = create_app({"background_loading": False}, predictors={"fake": FakePredictor()})
+    try:
+        response = app.test_client().get("/openapi.json")
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return response.get_json()
+    finally:
+        serving_state(app).registry.close()
 
 
 def assert_matches_openapi(response, path: str, method: str = "post") -> dict[str, Any]:
@@ -183,8 +235,10 @@ def assert_matches_openapi(response, path: str, method: str = "post") -> dict[st
     assert status in responses, f"{method.upper()} {path} answered {status}, not in the OpenAPI document"
     assert response.headers["Content-Type"].startswith("application/json")
     body = response.json() if callable(getattr(response, "json", None)) else response.get_json()
-    schema = {**responses[status]["content"]["application/json"]["schema"],
-              "components": document["components"]}
+    schema = {
+        **responses[status]["content"]["application/json"]["schema"],
+        "components": document["components"],
+    }
     jsonschema.Draft202012Validator(schema).validate(body)
     return body
 

@@ -45,10 +45,10 @@ def demo_data(tmp_path_factory) -> Path:
 def trained_run(tmp_path_factory, demo_data) -> Path:
     """A finished run directory (cnn_small2, two epochs), with its SavedModel exported."""
     from aiclassify.config import load_config
-    from aiclassify.training import run
+    from aiclassify.train import train
 
     workdir = tmp_path_factory.mktemp("runs") / "tiny"
-    run(load_config(None, tiny_overrides(demo_data, name="tiny")), workdir)
+    train(load_config(None, tiny_overrides(demo_data, name="tiny")), workdir)
     return workdir
 
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import base64
 import functools
 import io
+import json
 import logging
 import math
+import re
 import threading
 import time
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -24,6 +27,7 @@ from api_fixtures import (
     gradient,
     image_bytes,
     jpeg_with_size,
+    legacy_calibrated_run,
     noise_image,
     openapi_document,
     png_with_size,
@@ -33,9 +37,11 @@ from api_fixtures import (
 )
 from PIL import Image
 
+from aiclassify.predictor import Predictor
 from aiclassify.serving.app import create_app
 from aiclassify.serving.batching import BatchQueue
 from aiclassify.serving.settings import SettingsError, load_settings
+from aiclassify.serving.state import serving_state
 
 
 def b64(data: bytes) -> str:
@@ -46,11 +52,15 @@ def b64(data: bytes) -> str:
 def app():
     """Two real tiny models: ``faces`` (plain run) and ``general`` (calibrated, with operating points)."""
     application = create_app(
-        {"models": {"faces": str(tiny_run()), "general": str(calibrated_run())},
-         "background_loading": False, "max_batch_wait_ms": 1, "max_upload_mb": 1},
+        {
+            "models": {"faces": str(tiny_run()), "general": str(calibrated_run())},
+            "background_loading": False,
+            "max_batch_wait_ms": 1,
+            "max_upload_mb": 1,
+        },
     )
     yield application
-    application.extensions["aiclassify"].registry.close()
+    serving_state(application).registry.close()
 
 
 @pytest.fixture
@@ -67,9 +77,9 @@ def post_files(client, *files, url="/predict", field="file"):
 
 @functools.cache
 def run_predictor():
-    from aiclassify.predict import Predictor
+    from aiclassify.predictor import Predictor
 
-    return Predictor(tiny_run())
+    return Predictor.load(tiny_run())
 
 
 def raw_probability(data: bytes) -> float:
@@ -88,9 +98,55 @@ def test_openapi_document_is_valid_and_served(client):
     assert document["openapi"].startswith("3.1")
     for schema in document["components"]["schemas"].values():
         jsonschema.Draft202012Validator.check_schema(schema)
-    for path in ("/predict", "/healthz", "/readyz", "/v1/models/{name}", "/v1/models/{name}/metadata",
-                 "/v1/models/{name}:predict"):
+    for path in (
+        "/predict",
+        "/healthz",
+        "/readyz",
+        "/v1/models/{name}",
+        "/v1/models/{name}/metadata",
+        "/v1/models/{name}:predict",
+    ):
         assert path in document["paths"]
+
+
+def test_openapi_document_lists_every_route(app):
+    document = openapi_document()
+    assert document["openapi"].startswith("3.")
+    served = set()
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint != "static":
+            path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+            served |= {(path, method.lower()) for method in rule.methods - {"HEAD", "OPTIONS"}}
+    documented = {(path, method) for path, operations in document["paths"].items() for method in operations}
+    assert documented == served and len(served) == 10
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            assert "200" in operation["responses"] and operation["summary"]
+            assert operation["responses"]["400"]["content"]["application/json"]["schema"] == {
+                "$ref": "#/components/schemas/Error"
+            }
+    predict = document["paths"]["/predict"]["post"]
+    assert set(predict["requestBody"]["content"]) == {"application/json", "multipart/form-data"}
+    assert "image/*" in predict["description"]  # the raw body spectree cannot declare
+    assert {p["name"] for p in predict["parameters"]} == {"model", "target_fpr", "operating_point", "explain"}
+    assert document["components"]["securitySchemes"]["apiKey"] == {
+        "type": "apiKey",
+        "name": "X-API-Key",
+        "in": "header",
+    }
+    for path in ("/healthz", "/readyz", "/openapi.json"):
+        assert document["paths"][path]["get"]["security"] == []  # never need the key
+
+
+def test_serving_uses_only_public_werkzeug_api():
+    import aiclassify.serving
+
+    sources = {path.name: path.read_text() for path in Path(aiclassify.serving.__file__).parent.glob("*.py")}
+    assert "multipart.py" not in sources and "openapi.py" not in sources
+    for name, text in sources.items():
+        assert "werkzeug.sansio" not in text and "formparser" not in text, name
+        for line in re.findall(r"^\s*(?:from|import)\s+werkzeug.*$", text, re.MULTILINE):
+            assert not re.search(r"\b_\w", line), (name, line)  # no private names
 
 
 def test_health_and_ready(client):
@@ -114,11 +170,11 @@ def test_not_ready_while_loading_then_ready():
         assert "not loaded" in assert_matches_openapi(response, "/predict")["error"]
         assert client.get("/healthz").status_code == 200
         predictor.release.set()
-        assert app.extensions["aiclassify"].registry.wait_until_loaded(10)
+        assert serving_state(app).registry.wait_until_loaded(10)
         assert client.get("/readyz").status_code == 200
     finally:
         predictor.release.set()
-        app.extensions["aiclassify"].registry.close()
+        serving_state(app).registry.close()
 
 
 def test_model_that_failed_to_load_is_503_and_not_ready(tmp_path):
@@ -134,7 +190,7 @@ def test_model_that_failed_to_load_is_503_and_not_ready(tmp_path):
         assert status["model_version_status"][0]["state"] == "END"
         assert status["model_version_status"][0]["status"]["error_code"] != "OK"
     finally:
-        app.extensions["aiclassify"].registry.close()
+        serving_state(app).registry.close()
 
 
 # --- /predict -------------------------------------------------------------------------------------
@@ -158,9 +214,12 @@ def test_predict_one_file_matches_the_run_predictor(client):
 def test_predict_several_files_in_order(client):
     images = [image_bytes(fmt, size=(30 + 5 * i, 30)) for i, fmt in enumerate(["PNG", "JPEG", "BMP", "WEBP"])]
     response = client.post(
-        "/predict", content_type="multipart/form-data",
-        data={"file": [(io.BytesIO(images[0]), "a.png"), (io.BytesIO(images[1]), "b.jpg")],
-              "files": [(io.BytesIO(images[2]), "c.bmp"), (io.BytesIO(images[3]), "d.webp")]},
+        "/predict",
+        content_type="multipart/form-data",
+        data={
+            "file": [(io.BytesIO(images[0]), "a.png"), (io.BytesIO(images[1]), "b.jpg")],
+            "files": [(io.BytesIO(images[2]), "c.bmp"), (io.BytesIO(images[3]), "d.webp")],
+        },
     )
     body = assert_matches_openapi(response, "/predict")
     assert [p["filename"] for p in body["predictions"]] == ["a.png", "b.jpg", "c.bmp", "d.webp"]
@@ -193,22 +252,30 @@ def test_model_selection_and_calibration(client):
 
 @pytest.mark.parametrize(
     ("query", "threshold", "point"),
-    [("target_fpr=0.01", 0.9, "fpr_1pct"), ("target_fpr=0.05", 0.7, "fpr_5pct"),
-     ("operating_point=balanced", 0.3, "balanced")],
+    [
+        ("target_fpr=0.01", 0.9, "fpr_1pct"),
+        ("target_fpr=0.05", 0.7, "fpr_5pct"),
+        ("operating_point=balanced", 0.3, "balanced"),
+    ],
 )
 def test_operating_points(client, query, threshold, point):
-    body = assert_matches_openapi(post_files(client, image_bytes(), url=f"/predict?model=general&{query}"),
-                                  "/predict")
+    body = assert_matches_openapi(
+        post_files(client, image_bytes(), url=f"/predict?model=general&{query}"), "/predict"
+    )
     [prediction] = body["predictions"]
     assert (prediction["threshold"], prediction["operating_point"]) == (threshold, point)
     assert prediction["label"] == ("ai-generated" if prediction["probability_ai"] >= threshold else "real")
 
 
 def test_operating_points_at_the_edges():
-    points = [{"name": "fpr_1pct", "target_fpr": 0.01, "threshold": math.nextafter(1.0, 2.0)},
-              {"name": "fpr_5pct", "target_fpr": 0.05, "threshold": float("nan")}]
-    app = create_app({"background_loading": False},
-                     predictors={"fake": FakePredictor({"operating_points": points})})
+    points = [
+        {"name": "fpr_1pct", "target_fpr": 0.01, "threshold": math.nextafter(1.0, 2.0)},
+        {"name": "fpr_5pct", "target_fpr": 0.05, "threshold": float("nan")},
+    ]
+    app = create_app(
+        {"background_loading": False},
+        predictors={"fake": FakePredictor(calibration={"operating_points": points})},
+    )
     client = app.test_client()
     try:
         response = post_files(client, image_bytes(), url="/predict?target_fpr=0.01")
@@ -216,32 +283,131 @@ def test_operating_points_at_the_edges():
         assert body["predictions"][0]["label"] == "real"  # a threshold above 1 flags nothing
         assert post_files(client, image_bytes(), url="/predict?target_fpr=0.05").status_code == 422
     finally:
-        app.extensions["aiclassify"].registry.close()
+        serving_state(app).registry.close()
 
 
 def test_target_fpr_in_form_and_json(client):
-    response = client.post("/predict", content_type="multipart/form-data",
-                           data={"file": (io.BytesIO(image_bytes()), "a.png"), "model": "general",
-                                 "target_fpr": "0.01"})
+    response = client.post(
+        "/predict",
+        content_type="multipart/form-data",
+        data={"file": (io.BytesIO(image_bytes()), "a.png"), "model": "general", "target_fpr": "0.01"},
+    )
     assert assert_matches_openapi(response, "/predict")["predictions"][0]["threshold"] == 0.9
-    response = client.post("/predict", json={"images": [{"b64": b64(image_bytes())}], "model": "general",
-                                             "target_fpr": 0.05})
+    response = client.post(
+        "/predict", json={"images": [{"b64": b64(image_bytes())}], "model": "general", "target_fpr": 0.05}
+    )
     assert assert_matches_openapi(response, "/predict")["predictions"][0]["threshold"] == 0.7
 
 
 @pytest.mark.parametrize(
     ("query", "status", "words"),
-    [("model=faces&target_fpr=0.01", 422, "no stored operating points"),
-     ("model=general&target_fpr=0.02", 422, "available"),
-     ("model=general&operating_point=nope", 422, "available"),
-     ("model=general&target_fpr=abc", 400, "number"),
-     ("model=general&target_fpr=2", 400, "between"),
-     ("model=nope", 404, "unknown model")],
+    [
+        ("model=faces&target_fpr=0.01", 422, "no stored operating points"),
+        ("model=general&target_fpr=0.02", 422, "available"),
+        ("model=general&operating_point=nope", 422, "available"),
+        ("model=general&target_fpr=abc", 400, "number"),
+        ("model=general&target_fpr=2", 400, "between"),
+        ("model=nope", 404, "unknown model"),
+    ],
 )
 def test_bad_parameters(client, query, status, words):
     response = post_files(client, image_bytes(), url=f"/predict?{query}")
     assert response.status_code == status
     assert words in assert_matches_openapi(response, "/predict")["error"]
+
+
+@pytest.mark.parametrize(
+    ("request_kwargs", "message"),
+    [
+        ({"query_string": "target_fpr=abc"}, "target_fpr must be a number, not 'abc'"),
+        ({"query_string": "target_fpr=2"}, "target_fpr must be between 0 and 1, not 2"),
+        ({"query_string": "target_fpr=nan"}, "target_fpr must be between 0 and 1"),
+        ({"query_string": "explain=maybe"}, "explain must be true or false, not 'maybe'"),
+        ({"query_string": "model=a&model=b"}, "model: "),
+        (
+            {
+                "data": {"file": (io.BytesIO(image_bytes()), "a.png"), "target_fpr": "abc"},
+                "content_type": "multipart/form-data",
+            },
+            "target_fpr must be a number, not 'abc'",
+        ),
+        (
+            {"data": {"file": "not a file"}, "content_type": "multipart/form-data"},
+            "file[0] must be an uploaded file",
+        ),
+        (
+            {"json": {"images": [{"b64": b64(image_bytes())}], "target_fpr": "abc"}},
+            "target_fpr must be a number, not 'abc'",
+        ),
+        (
+            {"json": {"images": [{"b64": b64(image_bytes())}], "model": 3}},
+            "model: Input should be a valid string",
+        ),
+        ({"json": {"images": [{"data": "x"}]}}, "images[0].b64: Field required"),
+    ],
+)
+def test_a_bad_parameter_is_400_naming_it(client, request_kwargs, message):
+    response = client.post("/predict", **request_kwargs)
+    assert response.status_code == 400
+    body = assert_matches_openapi(response, "/predict")
+    assert list(body) == ["error"] and message in body["error"]
+
+
+def test_raw_image_bodies_are_not_json_validated(client):
+    for content_type in ("image/png", "application/octet-stream"):
+        response = client.post(
+            "/predict?model=general&target_fpr=0.01", data=image_bytes(), content_type=content_type
+        )
+        assert assert_matches_openapi(response, "/predict")["predictions"][0]["threshold"] == 0.9
+
+
+def test_tf_serving_body_is_json_whatever_its_content_type(client):
+    body = json.dumps({"instances": [{"b64": b64(image_bytes())}]})
+    for content_type in ("application/x-www-form-urlencoded", "text/plain", None):  # curl -d sends the first
+        response = client.post("/v1/models/faces:predict", data=body, content_type=content_type)
+        assert len(assert_matches_openapi(response, "/v1/models/{name}:predict")["predictions"]) == 1
+    response = client.post(
+        "/v1/models/faces:predict", data='{"instances": [{"b64": 1}]}', content_type="text/plain"
+    )
+    assert response.status_code == 400
+    assert "instances[0]" in assert_matches_openapi(response, "/v1/models/{name}:predict")["error"]
+
+
+def test_response_validation_lets_edge_values_through(caplog):
+    def extremes(images):
+        return [0.0 if len(image) % 2 else 1.0 for image in images]
+
+    predictor = Predictor(extremes, {"threshold": 0.5})  # no run name, architecture or calibration
+    app = create_app({"background_loading": False}, predictors={"edge": predictor})
+    try:
+        client = app.test_client()
+        with caplog.at_level(logging.ERROR, logger="aiclassify.serving"):
+            files = [(image_bytes(size=(20 + i, 20)), name) for i, name in enumerate(["фото 1.png", "b.png"])]
+            response = post_files(client, *files, url="/predict?explain=false")
+            body = assert_matches_openapi(response, "/predict")
+            assert sorted(p["probability_ai"] for p in body["predictions"]) == [0.0, 1.0]
+            assert body["model"]["run"] is None and body["model"]["architecture"] is None
+            metadata = client.get("/v1/models/edge/metadata")
+            section = assert_matches_openapi(metadata, "/v1/models/{name}/metadata", "get")["metadata"][
+                "aiclassify"
+            ]
+            assert section["calibration_source"] is None and section["operating_points"] == []
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    finally:
+        serving_state(app).registry.close()
+
+
+def test_an_answer_against_its_own_schema_is_a_logged_500(caplog):
+    predictor = Predictor(lambda images: [0.5] * len(images), {"name": 7})  # run must be a string or null
+    app = create_app({"background_loading": False}, predictors={"odd": predictor})
+    try:
+        with caplog.at_level(logging.ERROR, logger="aiclassify.serving"):
+            response = post_files(app.test_client(), image_bytes())
+        assert response.status_code == 500
+        assert "internal server error" in assert_matches_openapi(response, "/predict")["error"]
+        assert any("model.run" in (r.exc_text or "") for r in caplog.records if r.levelno == logging.ERROR)
+    finally:
+        serving_state(app).registry.close()
 
 
 # --- bad input ------------------------------------------------------------------------------------
@@ -283,14 +449,16 @@ def test_one_bad_image_fails_the_request_naming_it(client):
 
 @pytest.mark.parametrize(
     ("request_kwargs", "status"),
-    [({}, 400),
-     ({"data": {"other": (io.BytesIO(b"x"), "a.png")}, "content_type": "multipart/form-data"}, 400),
-     ({"json": {"images": []}}, 400),
-     ({"json": {"pictures": []}}, 400),
-     ({"json": {"images": [{"b64": "***"}]}}, 400),
-     ({"json": {"images": ["not an object"]}}, 400),
-     ({"data": "{not json", "content_type": "application/json"}, 400),
-     ({"data": "plain", "content_type": "text/plain"}, 400)],
+    [
+        ({}, 400),
+        ({"data": {"other": (io.BytesIO(b"x"), "a.png")}, "content_type": "multipart/form-data"}, 400),
+        ({"json": {"images": []}}, 400),
+        ({"json": {"pictures": []}}, 400),
+        ({"json": {"images": [{"b64": "***"}]}}, 400),
+        ({"json": {"images": ["not an object"]}}, 400),
+        ({"data": "{not json", "content_type": "application/json"}, 400),
+        ({"data": "plain", "content_type": "text/plain"}, 400),
+    ],
 )
 def test_requests_without_a_usable_image(client, request_kwargs, status):
     response = client.post("/predict", **request_kwargs)
@@ -386,9 +554,13 @@ def test_tf_serving_predict_row_and_columnar_formats(client):
     rows = client.post("/v1/models/faces:predict", json={"instances": instances})
     body = assert_matches_openapi(rows, "/v1/models/{name}:predict")
     assert body["predictions"] == pytest.approx(raw, abs=1e-6)
-    columns = client.post("/v1/models/general:predict",
-                          json={"signature_name": "serving_default",
-                                "inputs": {"image_bytes": [{"b64": b64(d)} for d in images]}})
+    columns = client.post(
+        "/v1/models/general:predict",
+        json={
+            "signature_name": "serving_default",
+            "inputs": {"image_bytes": [{"b64": b64(d)} for d in images]},
+        },
+    )
     body = assert_matches_openapi(columns, "/v1/models/{name}:predict")
     assert body["outputs"] == pytest.approx(raw, abs=1e-6)  # raw model output, as TF Serving gives
 
@@ -396,40 +568,78 @@ def test_tf_serving_predict_row_and_columnar_formats(client):
 def test_tf_serving_status_metadata_and_versions(client):
     status = assert_matches_openapi(client.get("/v1/models/faces"), "/v1/models/{name}", "get")
     [entry] = status["model_version_status"]
-    assert entry == {"version": entry["version"], "state": "AVAILABLE",
-                     "status": {"error_code": "OK", "error_message": ""}}
+    assert entry == {
+        "version": entry["version"],
+        "state": "AVAILABLE",
+        "status": {"error_code": "OK", "error_message": ""},
+    }
     assert entry["version"].isdigit()
     versioned = client.get(f"/v1/models/faces/versions/{entry['version']}")
     assert assert_matches_openapi(versioned, "/v1/models/{name}/versions/{version}", "get") == status
-    metadata = assert_matches_openapi(client.get("/v1/models/general/metadata"), "/v1/models/{name}/metadata",
-                                      "get")
+    metadata = assert_matches_openapi(
+        client.get("/v1/models/general/metadata"), "/v1/models/{name}/metadata", "get"
+    )
     signature = metadata["metadata"]["signature_def"]["signature_def"]["serving_default"]
     assert signature["inputs"]["image_bytes"]["dtype"] == "DT_STRING"
     assert metadata["metadata"]["aiclassify"]["temperature"] == 2.0
     assert len(metadata["metadata"]["aiclassify"]["operating_points"]) == 3
-    response = client.post(f"/v1/models/faces/versions/{entry['version']}:predict",
-                           json={"instances": [{"b64": b64(image_bytes())}]})
+    response = client.post(
+        f"/v1/models/faces/versions/{entry['version']}:predict",
+        json={"instances": [{"b64": b64(image_bytes())}]},
+    )
     assert response.status_code == 200
     assert client.get("/v1/models/faces/versions/7").status_code == 404
 
 
 @pytest.mark.parametrize(
     ("url", "body", "status"),
-    [("/v1/models/nope:predict", {"instances": []}, 404),
-     ("/v1/models/faces:predict", {"instances": [{"b64": "@@@"}]}, 400),
-     ("/v1/models/faces:predict", {"instances": ["raw string"]}, 400),
-     ("/v1/models/faces:predict", {"instances": []}, 400),
-     ("/v1/models/faces:predict", {}, 400),
-     ("/v1/models/faces:predict", {"instances": [], "inputs": []}, 400),
-     ("/v1/models/faces:predict", {"signature_name": "serve_pixels", "instances": []}, 400),
-     ("/v1/models/faces:predict", [1, 2], 400),
-     ("/v1/models/faces:predict", {"instances": [{"b64": b64(b"not an image")}]}, 422),
-     ("/v1/models/faces:predict", {"instances": [{"b64": b64(image_bytes("TIFF"))}]}, 415)],
+    [
+        ("/v1/models/nope:predict", {"instances": []}, 404),
+        ("/v1/models/faces:predict", {"instances": [{"b64": "@@@"}]}, 400),
+        ("/v1/models/faces:predict", {"instances": ["raw string"]}, 400),
+        ("/v1/models/faces:predict", {"instances": []}, 400),
+        ("/v1/models/faces:predict", {}, 400),
+        ("/v1/models/faces:predict", {"instances": [], "inputs": []}, 400),
+        ("/v1/models/faces:predict", {"signature_name": "serve_pixels", "instances": []}, 400),
+        ("/v1/models/faces:predict", [1, 2], 400),
+        ("/v1/models/faces:predict", {"instances": [{"b64": b64(b"not an image")}]}, 422),
+        ("/v1/models/faces:predict", {"instances": [{"b64": b64(image_bytes("TIFF"))}]}, 415),
+    ],
 )
 def test_tf_serving_errors(client, url, body, status):
     response = client.post(url, json=body)
     assert response.status_code == status
     assert list(assert_matches_openapi(response, "/v1/models/{name}:predict")) == ["error"]
+
+
+def test_metadata_names_the_file_the_thresholds_came_from(client):
+    def section(name):
+        response = client.get(f"/v1/models/{name}/metadata")
+        return assert_matches_openapi(response, "/v1/models/{name}/metadata", "get")["metadata"]["aiclassify"]
+
+    assert section("general")["calibration_source"] == "calibration.json"
+    assert section("faces")["calibration_source"] is None and section("faces")["operating_points"] == []
+
+
+def test_legacy_calibration_in_metadata_is_still_served():
+    app = create_app({"models": {"legacy": str(legacy_calibrated_run())}, "background_loading": False})
+    client = app.test_client()
+    try:
+        response = client.get("/v1/models/legacy/metadata")
+        section = assert_matches_openapi(response, "/v1/models/{name}/metadata", "get")["metadata"][
+            "aiclassify"
+        ]
+        assert section["temperature"] == CALIBRATION["temperature"] and len(section["operating_points"]) == 3
+        assert "metadata.json" in section["calibration_source"]
+        body = assert_matches_openapi(
+            post_files(client, image_bytes(), url="/predict?target_fpr=0.01"), "/predict"
+        )
+        assert (body["predictions"][0]["threshold"], body["predictions"][0]["operating_point"]) == (
+            0.9,
+            "fpr_1pct",
+        )
+    finally:
+        serving_state(app).registry.close()
 
 
 def test_tf_serving_unknown_model_status(client):
@@ -450,12 +660,16 @@ def test_api_key():
         assert "X-API-Key" in assert_matches_openapi(response, "/predict")["error"]
         headers = {"X-API-Key": "wrong"}
         assert client.post("/v1/models/fake:predict", json={}, headers=headers).status_code == 401
-        response = client.post("/predict", data={"file": (io.BytesIO(image_bytes()), "a.png")},
-                               headers={"X-API-Key": "s3cret"}, content_type="multipart/form-data")
+        response = client.post(
+            "/predict",
+            data={"file": (io.BytesIO(image_bytes()), "a.png")},
+            headers={"X-API-Key": "s3cret"},
+            content_type="multipart/form-data",
+        )
         assert response.status_code == 200
         assert client.get("/healthz").status_code == 200 and client.get("/readyz").status_code == 200
     finally:
-        app.extensions["aiclassify"].registry.close()
+        serving_state(app).registry.close()
 
 
 def test_server_error_is_json_and_logged(caplog):
@@ -470,7 +684,7 @@ def test_server_error_is_json_and_logged(caplog):
         assert any("fire" in (r.exc_text or "") for r in caplog.records if r.levelno == logging.ERROR)
         assert any("POST /predict 500" in r.getMessage() for r in caplog.records)
     finally:
-        app.extensions["aiclassify"].registry.close()
+        serving_state(app).registry.close()
 
 
 # --- batching ---------------------------------------------------------------------------------------
@@ -478,8 +692,10 @@ def test_server_error_is_json_and_logged(caplog):
 
 def test_concurrent_requests_are_batched():
     predictor = FakePredictor()
-    app = create_app({"background_loading": False, "max_batch_size": 8, "max_batch_wait_ms": 200},
-                     predictors={"fake": predictor})
+    app = create_app(
+        {"background_loading": False, "max_batch_size": 8, "max_batch_wait_ms": 200},
+        predictors={"fake": predictor},
+    )
     images = [image_bytes(size=(20 + i, 20)) for i in range(16)]
     results: dict[int, int] = {}
 
@@ -497,7 +713,7 @@ def test_concurrent_requests_are_batched():
         assert max(predictor.batches[1:]) > 1  # the first entry is the warm-up call
         assert max(predictor.batches) <= 8 and sum(predictor.batches[1:]) == 16
     finally:
-        app.extensions["aiclassify"].registry.close()
+        serving_state(app).registry.close()
 
 
 def test_batch_queue_isolates_a_failing_item():
@@ -521,18 +737,26 @@ def test_batch_queue_isolates_a_failing_item():
 
 
 def test_settings_from_environment():
-    settings = load_settings(environ={
-        "AICLASSIFY_MODELS": "faces=runs/demo, general=runs/demo-general",
-        "AICLASSIFY_DEFAULT_MODEL": "general", "AICLASSIFY_MAX_UPLOAD_MB": "2.5",
-        "AICLASSIFY_API_KEY": "k", "AICLASSIFY_BACKGROUND_LOADING": "false",
-    })
+    settings = load_settings(
+        environ={
+            "AICLASSIFY_MODELS": "faces=runs/demo, general=runs/demo-general",
+            "AICLASSIFY_DEFAULT_MODEL": "general",
+            "AICLASSIFY_MAX_UPLOAD_MB": "2.5",
+            "AICLASSIFY_API_KEY": "k",
+            "AICLASSIFY_BACKGROUND_LOADING": "false",
+        }
+    )
     assert settings.models == (("faces", "runs/demo"), ("general", "runs/demo-general"))
     assert settings.default_model == "general" and settings.api_key == "k"
     assert settings.max_content_length == int(2.5 * 1024 * 1024) and settings.background_loading is False
     assert load_settings(environ={"AICLASSIFY_MODELS": "a=x,b=y"}).default_model == "a"
-    for bad in ({"AICLASSIFY_MODELS": "nopath"}, {"AICLASSIFY_MODELS": "a=x,a=y"},
-                {"AICLASSIFY_MODELS": "a=x", "AICLASSIFY_DEFAULT_MODEL": "b"},
-                {"AICLASSIFY_MAX_UPLOAD_MB": "lots"}, {"AICLASSIFY_MAX_IMAGES": "0"}):
+    for bad in (
+        {"AICLASSIFY_MODELS": "nopath"},
+        {"AICLASSIFY_MODELS": "a=x,a=y"},
+        {"AICLASSIFY_MODELS": "a=x", "AICLASSIFY_DEFAULT_MODEL": "b"},
+        {"AICLASSIFY_MAX_UPLOAD_MB": "lots"},
+        {"AICLASSIFY_MAX_IMAGES": "0"},
+    ):
         with pytest.raises(SettingsError):
             load_settings(environ=bad)
     with pytest.raises(SettingsError):
@@ -547,4 +771,4 @@ def test_bare_saved_model_path():
         assert body["predictions"][0]["probability_ai"] == pytest.approx(raw_probability(data), abs=1e-6)
         assert body["model"]["run"] == "run"  # metadata read from the run directory around it
     finally:
-        app.extensions["aiclassify"].registry.close()
+        serving_state(app).registry.close()

@@ -23,6 +23,7 @@ from api_fixtures import (
 from PIL import Image
 
 from aiclassify.serving.app import create_app
+from aiclassify.serving.state import serving_state
 
 pytestmark = pytest.mark.filterwarnings("ignore:Corrupt EXIF data:UserWarning")
 
@@ -70,12 +71,18 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
         cut = rng.randint(0, len(data))
         return data[:cut] + rng.randbytes(rng.randint(1, 64)) + data[cut:]
     if kind == "chop_head":
-        return data[rng.randint(1, min(len(data), 40)):]
+        return data[rng.randint(1, min(len(data), 40)) :]
     return data + data[: rng.randint(1, len(data) or 1)]
 
 
-MAGIC = [b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0", b"GIF89a", b"RIFF\x00\x00\x00\x00WEBPVP8 ", b"BM",
-         b"II*\x00"]
+MAGIC = [
+    b"\x89PNG\r\n\x1a\n",
+    b"\xff\xd8\xff\xe0",
+    b"GIF89a",
+    b"RIFF\x00\x00\x00\x00WEBPVP8 ",
+    b"BM",
+    b"II*\x00",
+]
 TEXTS = ["hello", "<svg xmlns='x'/>", '{"b64": 1}', "P3\n2 2\n255\n", "#define a 1"]
 
 
@@ -103,10 +110,16 @@ CASES_PER_KIND = 30
 
 @pytest.fixture(scope="module")
 def client():
-    app = create_app({"models": {"faces": str(tiny_run())}, "background_loading": False,
-                      "max_batch_wait_ms": 0, "max_upload_mb": 1})
+    app = create_app(
+        {
+            "models": {"faces": str(tiny_run())},
+            "background_loading": False,
+            "max_batch_wait_ms": 0,
+            "max_upload_mb": 1,
+        }
+    )
     yield app.test_client()
-    app.extensions["aiclassify"].registry.close()
+    serving_state(app).registry.close()
 
 
 def cases() -> list[tuple[str, bytes]]:
@@ -118,8 +131,9 @@ def test_fuzz_predict_never_fails_with_500(client):
     statuses: Counter = Counter()
     for index, (kind, data) in enumerate(cases()):
         field = "file" if index % 2 else "files"
-        response = client.post("/predict", content_type="multipart/form-data",
-                               data={field: (io.BytesIO(data), f"{kind}.bin")})
+        response = client.post(
+            "/predict", content_type="multipart/form-data", data={field: (io.BytesIO(data), f"{kind}.bin")}
+        )
         assert response.status_code in ALLOWED, (kind, index, response.get_json())
         body = assert_matches_openapi(response, "/predict")
         statuses[(kind, response.status_code)] += 1

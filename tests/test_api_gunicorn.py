@@ -61,8 +61,20 @@ def server():
         "AICLASSIFY_MAX_BATCH_WAIT_MS": "20",
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
-    command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-               "--threads", "8", "--timeout", "120", "aiclassify.serving.app:create_app()"]
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "1",
+        "--threads",
+        "8",
+        "--timeout",
+        "120",
+        "aiclassify.serving.app:create_app()",
+    ]
     with open(log, "wb") as output:
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -84,9 +96,15 @@ def test_health_ready_and_openapi(server):
 
 def test_predict_over_http(server):
     base, log = server
-    response = requests.post(f"{base}/predict", params={"model": "general", "target_fpr": "0.01"},
-                             files=[("file", ("a.jpg", image_bytes("JPEG"), "image/jpeg")),
-                                    ("file", ("b.png", image_bytes("PNG", "RGBA"), "image/png"))], timeout=30)
+    response = requests.post(
+        f"{base}/predict",
+        params={"model": "general", "target_fpr": "0.01"},
+        files=[
+            ("file", ("a.jpg", image_bytes("JPEG"), "image/jpeg")),
+            ("file", ("b.png", image_bytes("PNG", "RGBA"), "image/png")),
+        ],
+        timeout=30,
+    )
     body = assert_matches_openapi(response, "/predict")
     assert [p["filename"] for p in body["predictions"]] == ["a.jpg", "b.png"]
     assert all(p["threshold"] == 0.9 and p["operating_point"] == "fpr_1pct" for p in body["predictions"])
@@ -101,7 +119,8 @@ def test_tf_serving_predict_over_http(server):
     assert 0 <= probability <= 1
     status = requests.get(f"{base}/v1/models/faces", timeout=5)
     assert assert_matches_openapi(status, "/v1/models/{name}", "get")["model_version_status"][0]["state"] == (
-        "AVAILABLE")
+        "AVAILABLE"
+    )
 
 
 def test_errors_over_http(server):
@@ -109,8 +128,12 @@ def test_errors_over_http(server):
     files = {"file": ("x.jpg", b"not an image", "image/jpeg")}
     response = requests.post(f"{base}/predict", files=files, timeout=10)
     assert response.status_code == 422 and assert_matches_openapi(response, "/predict")["error"]
-    response = requests.post(f"{base}/predict", params={"model": "nope"},
-                             files={"file": ("x.png", image_bytes(), "image/png")}, timeout=10)
+    response = requests.post(
+        f"{base}/predict",
+        params={"model": "nope"},
+        files={"file": ("x.png", image_bytes(), "image/png")},
+        timeout=10,
+    )
     assert response.status_code == 404 and assert_matches_openapi(response, "/predict")["error"]
     response = requests.post(f"{base}/predict", timeout=10)
     assert response.status_code == 400 and assert_matches_openapi(response, "/predict")["error"]

@@ -11,7 +11,8 @@ from aiclassify.config import load_config
 from aiclassify.data.augment import AUGMENT_NAMES, AugmentOptions, make_augmenter
 from aiclassify.data.layouts import load_splits
 from aiclassify.data.pipeline import make_dataset
-from aiclassify.training import augment_options, run
+from aiclassify.train import train
+from aiclassify.train.trainer import augment_options
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +73,7 @@ def test_config_wires_names_and_strengths():
 
 def test_run_with_filter_and_augmentation_records_both(demo_data, tmp_path):
     extra = {"data.filter": "srm", "train.augment": "[hflip, noise]", "train.epochs": 1, "name": "aug"}
-    run(load_config(None, tiny_overrides(demo_data, **extra)), tmp_path / "run")
+    train(load_config(None, tiny_overrides(demo_data, **extra)), tmp_path / "run")
     metadata = runs.read_json(tmp_path / "run" / runs.METADATA_FILE)
     assert metadata["filter"] == {"name": "srm", "sigma": 1.0, "kernel_size": 3}
     assert metadata["augment"] == ["hflip", "noise"]

@@ -1,32 +1,38 @@
-"""scripts/bench_serve.py: its pure helpers, and (slow) one tiny end-to-end run on 127.0.0.1."""
+"""The serving benchmark (aiclassify.benchmarks, run by scripts/bench_serve.py): its pure helpers, the
+script's options, and (slow) one tiny end-to-end run on 127.0.0.1."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
 import math
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from aiclassify.benchmarks import forward, load, report, servers
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 def load_script():
+    """scripts/bench_serve.py as a module (its ``parse_args`` and ``main``)."""
     spec = importlib.util.spec_from_file_location("bench_serve", REPO / "scripts" / "bench_serve.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-bench = load_script()
+script = load_script()
 
 
 REFERENCE = {"single_forward_ms": 5.0, "batched_forward_ips": 300.0}
 
 
-def load(server, concurrency, p50, throughput, errors=0, requests=100):
+def load_result(server, concurrency, p50, throughput, errors=0, requests=100):
     return {
         "server": server,
         "concurrency": concurrency,
@@ -40,23 +46,23 @@ def load(server, concurrency, p50, throughput, errors=0, requests=100):
 
 def test_percentile_interpolates_like_numpy():
     values = [0.4, 0.1, 0.3, 0.2]
-    assert bench.percentile(values, 50) == pytest.approx(0.25)
-    assert bench.percentile(values, 0) == 0.1 and bench.percentile(values, 100) == 0.4
-    assert bench.percentile(values, 95) == pytest.approx(0.385)
-    assert bench.percentile([7.0], 99) == 7.0
-    assert math.isnan(bench.percentile([], 50))
+    assert load.percentile(values, 50) == pytest.approx(0.25)
+    assert load.percentile(values, 0) == 0.1 and load.percentile(values, 100) == 0.4
+    assert load.percentile(values, 95) == pytest.approx(0.385)
+    assert load.percentile([7.0], 99) == 7.0
+    assert math.isnan(load.percentile([], 50))
 
 
 def test_summarize_counts_errors_apart_from_latencies():
-    summary = bench.summarize([0.01, 0.02, 0.03], ["HTTP 503: b''", "HTTP 503: b''"], wall_s=0.5)
+    summary = load.summarize([0.01, 0.02, 0.03], ["HTTP 503: b''", "HTTP 503: b''"], wall_s=0.5)
     assert summary["requests"] == 5 and summary["errors"] == 2
     assert summary["error_examples"] == ["HTTP 503: b''"]
     assert summary["p50_ms"] == pytest.approx(20) and summary["throughput_rps"] == pytest.approx(6)
 
 
 def test_ratio_handles_missing_values():
-    assert bench.ratio(10, 4) == 2.5
-    assert bench.ratio(1, 0) is None and bench.ratio(None, 1) is None and bench.ratio(math.nan, 1) is None
+    assert report.ratio(10, 4) == 2.5
+    assert report.ratio(1, 0) is None and report.ratio(None, 1) is None and report.ratio(math.nan, 1) is None
 
 
 def test_reference_between_averages_the_measurements_around_a_load():
@@ -68,40 +74,40 @@ def test_reference_between_averages_the_measurements_around_a_load():
         "when": "before c=1",
     }
     after = {**before, "single_forward_ms": 6.0, "batched_forward_ips": 300.0, "when": "after c=1"}
-    middle = bench.reference_between(before, after)
+    middle = forward.reference_between(before, after)
     assert middle["single_forward_ms"] == 5.0 and middle["batched_forward_ips"] == 250.0
     assert "when" not in middle
 
 
 def test_ratio_and_goal_tables():
     loads = [
-        load("api", 1, 9.0, 100.0),
-        load("baseline", 1, 200.0, 5.0),
-        load("api", 32, 150.0, 240.0, requests=10_000),
-        load("baseline", 32, 900.0, 30.0),
+        load_result("api", 1, 9.0, 100.0),
+        load_result("baseline", 1, 200.0, 5.0),
+        load_result("api", 32, 150.0, 240.0, requests=10_000),
+        load_result("baseline", 32, 900.0, 30.0),
     ]
-    ratios = bench.ratio_rows(loads)
+    ratios = report.ratio_rows(loads)
     assert [r["concurrency"] for r in ratios] == [1, 32]
     assert ratios[1]["throughput_api_over_baseline"] == pytest.approx(8)
     assert ratios[0]["p50_baseline_over_api"] == pytest.approx(200 / 9)
-    goals = {row["goal"].split(" at ")[0]: row for row in bench.goal_rows(loads)}
+    goals = {row["goal"].split(" at ")[0]: row for row in report.goal_rows(loads)}
     assert goals["p50"]["met"] is True and goals["p50"]["target"] == 10.0
     assert goals["throughput"]["met"] is True  # 240 >= 0.7 x 300
-    assert [row["met"] for row in bench.goal_rows(loads)] == [True, True, True, True]
-    few = [load("api", 32, 150.0, 240.0, requests=2000)]
-    assert bench.goal_rows(few)[-1]["met"] is None  # no errors, but too few requests to tell
-    failing = [load("api", 32, 150.0, 100.0, errors=1, requests=10_000)]
-    assert [row["met"] for row in bench.goal_rows(failing)] == [False, False]
-    table = bench.format_table(bench.goal_rows(failing), ["goal", "measured", "met"])
+    assert [row["met"] for row in report.goal_rows(loads)] == [True, True, True, True]
+    few = [load_result("api", 32, 150.0, 240.0, requests=2000)]
+    assert report.goal_rows(few)[-1]["met"] is None  # no errors, but too few requests to tell
+    failing = [load_result("api", 32, 150.0, 100.0, errors=1, requests=10_000)]
+    assert [row["met"] for row in report.goal_rows(failing)] == [False, False]
+    table = report.format_table(report.goal_rows(failing), ["goal", "measured", "met"])
     assert table.splitlines()[0].split() == ["goal", "measured", "met"] and "no" in table
 
 
 def test_multipart_body_is_parsed_by_werkzeug():
     from werkzeug.test import EnvironBuilder
 
-    body = bench.multipart_body(b"\xff\xd8jpeg-bytes", "a.jpg")
+    body = load.multipart_body(b"\xff\xd8jpeg-bytes", "a.jpg")
     environ = EnvironBuilder(
-        method="POST", data=body, content_type=f"multipart/form-data; boundary={bench.BOUNDARY}"
+        method="POST", data=body, content_type=f"multipart/form-data; boundary={load.BOUNDARY}"
     ).get_environ()
     from werkzeug.wrappers import Request
 
@@ -110,7 +116,7 @@ def test_multipart_body_is_parsed_by_werkzeug():
 
 
 def test_a_missing_run_fails_with_a_clear_message(tmp_path, capsys):
-    assert bench.main(["--run", str(tmp_path / "nothing"), "--levels", "1"]) == 2
+    assert script.main(["--run", str(tmp_path / "nothing"), "--levels", "1"]) == 2
     assert "make demo" in capsys.readouterr().err
 
 
@@ -119,7 +125,7 @@ def test_end_to_end_on_a_tiny_model(trained_run, tmp_path):
     """Both servers under gunicorn, a few requests at concurrency 1 and 2 (about a minute)."""
     out = tmp_path / "bench.json"
     assert (
-        bench.main(
+        script.main(
             [
                 "--run",
                 str(trained_run),
@@ -169,7 +175,7 @@ class SlowPredictor:
 
 def test_measure_forward_runs_every_call_for_a_fast_model():
     predictor = SlowPredictor(0.0)
-    result = bench.measure_forward(predictor, [b"a", b"b", b"c"], repeats=40, budget_s=60)
+    result = forward.measure_forward(predictor, [b"a", b"b", b"c"], repeats=40, budget_s=60)
     assert result["single_calls"] == 40 and predictor.calls.count(1) == 40
     assert predictor.calls.count(8) == 4 and predictor.calls.count(32) == 4  # repeats // 10
 
@@ -177,7 +183,7 @@ def test_measure_forward_runs_every_call_for_a_fast_model():
 def test_measure_forward_stops_at_the_time_budget_for_a_slow_model():
     predictor = SlowPredictor(0.002)  # 2 ms an image: 64 ms a batch of 32
     started = time.perf_counter()
-    result = bench.measure_forward(predictor, [b"a"] * 4, repeats=200, budget_s=0.05)
+    result = forward.measure_forward(predictor, [b"a"] * 4, repeats=200, budget_s=0.05)
     assert time.perf_counter() - started < 3
     assert 5 <= result["single_calls"] < 200  # at least 5 single calls, far fewer than asked
     assert predictor.calls.count(8) >= 3 and predictor.calls.count(32) == 3  # at least 3 batched calls
@@ -189,15 +195,31 @@ def test_image_files_reads_a_folder_in_order_and_repeats_it(tmp_path):
     (tmp_path / "b" / "2.png").write_bytes(b"two")
     (tmp_path / "1.JPG").write_bytes(b"one")
     (tmp_path / "notes.txt").write_bytes(b"not an image")
-    assert bench.image_files(tmp_path, 5) == [b"one", b"two", b"one", b"two", b"one"]
+    assert load.image_files(tmp_path, 5) == [b"one", b"two", b"one", b"two", b"one"]
     with pytest.raises(SystemExit, match="no images"):
-        bench.image_files(tmp_path / "b" / "empty-dir-that-does-not-exist", 1)
+        load.image_files(tmp_path / "b" / "empty-dir-that-does-not-exist", 1)
 
 
-def test_servers_get_the_workers_and_threads_asked_for():
-    args = bench.parse_args(["--workers", "2", "--threads", "16", "--requests", "300"])
+def test_servers_get_the_workers_and_threads_asked_for(tmp_path):
+    args = script.parse_args(["--workers", "2", "--threads", "16", "--requests", "300"])
     assert args.workers == 2 and args.threads == 16 and args.baseline_requests == 50
-    server = bench.Server("api", "app:create_app()", {}, "/readyz", args.threads, workers=args.workers)
+    server = servers.Server("api", "app:create_app()", {}, "/readyz", args.threads, workers=args.workers)
     command = " ".join(server.command)
     server.log.unlink()
     assert "--workers 2 --threads 16" in command
+    for server in (servers.api_server(tmp_path, 16, 2), servers.baseline_server(tmp_path, 16, 2)):
+        command = " ".join(server.command)
+        server.log.unlink()
+        assert "--workers 2 --threads 16" in command and command.endswith(":create_app()")
+    assert server.env["BASELINE_MODEL"] == str(tmp_path / "model.keras")
+
+
+def test_the_load_client_does_not_import_tensorflow(tmp_path):
+    code = (
+        "import sys; import aiclassify.benchmarks.runner, aiclassify.benchmarks.report; "
+        "assert 'tensorflow' not in sys.modules, 'tensorflow imported'"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -25,8 +25,11 @@ import pytest
 
 CHROMIUM = os.environ.get("AICLASSIFY_CHROMIUM", "/usr/bin/chromium")
 if not Path(CHROMIUM).exists():
-    pytest.skip(f"browser test skipped: no Chromium at {CHROMIUM} "
-                "(apt-get install -y --no-install-recommends chromium)", allow_module_level=True)
+    pytest.skip(
+        f"browser test skipped: no Chromium at {CHROMIUM} "
+        "(apt-get install -y --no-install-recommends chromium)",
+        allow_module_level=True,
+    )
 playwright_api = pytest.importorskip(
     "playwright.sync_api", reason="browser test skipped: playwright is not installed (pip install playwright)"
 )
@@ -36,8 +39,14 @@ pytest.importorskip("streamlit")
 from api_fixtures import stop_process  # noqa: E402
 from test_streamlit_app import APP, REPO, free_port, serve_api  # noqa: E402
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 START_TIMEOUT_S = 60  # streamlit start-up on a busy machine
 RESULT_TIMEOUT_S = 60  # page load, upload and two API calls
 SCREENSHOT = REPO / "docs" / "screenshot.png"
@@ -55,12 +64,31 @@ def streamlit_url(api, tmp_path_factory) -> Iterator[str]:
     """``streamlit run app/streamlit_app.py`` on a free loopback port, talking to ``api``."""
     port = free_port()
     log = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
-    env = {**os.environ, "AICLASSIFY_API_URL": api, "AICLASSIFY_API_TIMEOUT_S": "30",
-           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-    command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
-               "--server.address", "127.0.0.1", "--server.port", str(port),
-               "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
-               "--client.toolbarMode", "minimal"]
+    env = {
+        **os.environ,
+        "AICLASSIFY_API_URL": api,
+        "AICLASSIFY_API_TIMEOUT_S": "30",
+        "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.headless",
+        "true",
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+        "--server.fileWatcherType",
+        "none",
+        "--browser.gatherUsageStats",
+        "false",
+        "--client.toolbarMode",
+        "minimal",
+    ]
     with open(log, "wb") as output:
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -118,8 +146,11 @@ def test_upload_two_images_in_chromium(streamlit_url, tmp_path):
             page.get_by_text("Operating point").first.wait_for()  # models were listed
             page.locator("input[type=file]").set_input_files([str(path) for path in images])
             page.get_by_role("button", name="Download CSV").wait_for()
-            verdicts = page.locator("h3").filter(has_text="AI-generated").or_(
-                page.locator("h3").filter(has_text="Real"))
+            verdicts = (
+                page.locator("h3")
+                .filter(has_text="AI-generated")
+                .or_(page.locator("h3").filter(has_text="Real"))
+            )
             deadline = time.monotonic() + RESULT_TIMEOUT_S
             while verdicts.count() < 2 and time.monotonic() < deadline:
                 page.wait_for_timeout(200)

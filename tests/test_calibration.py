@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aiclassify.evaluation.calibration import (
+from aiclassify.calibration import (
     apply_temperature,
     calibration_summary,
     expected_calibration_error,
@@ -14,7 +14,7 @@ from aiclassify.evaluation.calibration import (
     reliability_curve,
     sigmoid,
 )
-from aiclassify.evaluation.operating_points import (
+from aiclassify.evaluate.operating_points import (
     balanced_threshold,
     choose_operating_points,
     rates,

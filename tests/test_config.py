@@ -89,3 +89,100 @@ def test_gpu_configs_ask_for_mixed_precision():
     for name in ("faces", "general"):
         assert load_config(name).train.precision == "mixed_float16"
     assert (load_config("faces").train.batch_size, load_config("general").train.batch_size) == (32, 16)
+
+
+def test_bad_choice_in_yaml_names_key_choices_and_nearest(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("train:\n  precision: mixed_float\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(error.value) == (
+        f"{path}: 'train.precision' must be one of ['float32', 'mixed_float16']. "
+        "Did you mean 'mixed_float16'? Received: 'mixed_float'"
+    )
+
+
+def test_bad_choice_in_override_names_key_choices_and_nearest():
+    with pytest.raises(ConfigError) as error:
+        load_config("demo", ["train.precision=mixed_float"])
+    message = str(error.value)
+    assert "'train.precision' must be one of ['float32', 'mixed_float16']" in message
+    assert "Did you mean 'mixed_float16'?" in message and "Received: 'mixed_float'" in message
+
+
+@pytest.mark.parametrize(
+    ("override", "key", "nearest"),
+    [
+        ("data.source=dmeo", "data.source", "demo"),
+        ("data.dataset=face", "data.dataset", "faces"),
+        ("data.cache=disc", "data.cache", "disk"),
+        ("data.filter=srn", "data.filter", "srm"),
+        ("model.name=cnn_small5", "model.name", "cnn_small"),
+        ("model.padding=vaild", "model.padding", "valid"),
+        ("train.optimizer=Adam", "train.optimizer", "adam"),
+        ("train.lr_schedule=cosin", "train.lr_schedule", "cosine"),
+        ("train.distribute=mirror", "train.distribute", "mirrored"),
+        ("train.monitor=val_acc", "train.monitor", "val_"),
+    ],
+)
+def test_every_choice_field_is_checked(override, key, nearest):
+    with pytest.raises(ConfigError, match=rf"'{key}' must be one of \[.*\]\. Did you mean '{nearest}"):
+        load_config(None, [override])
+
+
+def test_choice_without_a_near_value_lists_the_choices():
+    with pytest.raises(ConfigError, match=r"'model.name' must be one of \['cnn5', .*\]\. Received: 'vgg'$"):
+        load_config(None, ["model.name=vgg"])
+
+
+def test_choice_of_the_wrong_type_names_the_type():
+    with pytest.raises(ConfigError, match=r"'data.cache' must be one of .* Received: False \(bool\)"):
+        load_config(None, ["data.cache=no"])
+
+
+def test_list_items_are_checked_one_by_one(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("train:\n  augment: [hflip, rotaton]\n")
+    with pytest.raises(
+        ConfigError, match=r"'train.augment\[1\]' must be one of \['hflip', .*\]\. Did you mean 'rotation'\?"
+    ):
+        load_config(path)
+    with pytest.raises(ConfigError, match=r"'train.augment\[0\]' .* Received: 'flip'"):
+        load_config(None, ["train.augment=[flip]"])
+    assert load_config(None, ["train.augment=[hflip, jpeg]"]).train.augment == ("hflip", "jpeg")
+
+
+def test_a_choice_list_must_be_a_list():
+    with pytest.raises(
+        ConfigError,
+        match=r"'train.augment' must be a list of values from \['hflip', .*Received: 'hflip' \(str\)",
+    ):
+        load_config(None, ["train.augment=hflip"])
+
+
+def test_empty_dataset_key_is_a_valid_choice():
+    assert load_config(None, ["data.dataset="]).data.dataset == ""
+
+
+def test_a_shipped_config_is_found_from_any_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = load_config("faces.yaml")
+    assert config.name == "faces" and config.data.dataset == "faces"
+
+
+def test_train_command_from_another_directory_finds_the_config_and_names_the_missing_data(tmp_path):
+    import subprocess
+    import sys
+
+    missing = tmp_path / "no-such-faces"
+    result = subprocess.run(
+        [sys.executable, "-m", "aiclassify.train", "--config", "faces.yaml", "--set", f"data.path={missing}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2
+    assert f"Dataset folder not found: {missing}" in result.stderr
+    assert "aiclassify data download faces" in result.stderr
+    assert not (tmp_path / "runs").exists()

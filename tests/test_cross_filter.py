@@ -63,7 +63,7 @@ def test_a_filter_with_another_channel_count_is_refused():
 
 
 def test_parse_filters():
-    from aiclassify.evaluation.cross_filter import parse_filters
+    from aiclassify.evaluate.cross_filter import parse_filters
 
     assert parse_filters("all") == list(FILTER_NAMES)
     assert parse_filters(" srm,none,srm ") == ["srm", "none"]
@@ -73,13 +73,15 @@ def test_parse_filters():
 
 
 def test_channel_mismatch_is_reported_as_n_a(tmp_path):
-    from aiclassify.evaluation.cross_filter import cross_filter_section
-    from aiclassify.evaluation.markdown import _cross_filter
+    from aiclassify.evaluate.cross_filter import cross_filter_section
+    from aiclassify.evaluate.markdown import _cross_filter
+    from aiclassify.predictor import Predictor
 
     trained_weights_model("none", channels=1).save(tmp_path / "model.keras")
     (tmp_path / "metadata.json").write_text(json.dumps({"image_size": 32, "threshold": 0.5}))
     (tmp_path / "config.yaml").write_text("{}\n")
-    section = cross_filter_section(tmp_path, [], ["srm"], threshold=0.5)
+    predictor = Predictor(lambda images: [], {"image_size": 32, "threshold": 0.5}, run_dir=tmp_path)
+    section = cross_filter_section(predictor, [], ["srm"], threshold=0.5)
     assert section["trained_filter"] == "none"
     (row,) = section["rows"]
     assert row["accuracy"] is None and row["roc_auc"] is None and "filter='srm'" in row["error"]
@@ -87,7 +89,7 @@ def test_channel_mismatch_is_reported_as_n_a(tmp_path):
 
 
 def test_evaluate_command_writes_the_cross_filter_section(trained_run, tmp_path, capsys):
-    from aiclassify.evaluate import main
+    from aiclassify.evaluate.cli import main
 
     run_dir = shutil.copytree(trained_run, tmp_path / "run")
     argv = ["--run", str(run_dir), "--tiers", "none", "--no-figures", "--no-metadata"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aiclassify.evaluation.robustness import TIERS
+from aiclassify.evaluate.robustness import TIERS
 
 FIGURES = (
     "training_curves",
@@ -26,7 +26,7 @@ FIGURES = (
 def tiny_run(tmp_path_factory) -> Path:
     """A cnn_small2 run trained for two epochs on 40 demo images per class."""
     from aiclassify.config import load_config
-    from aiclassify.training import run
+    from aiclassify.train import train
 
     tmp = tmp_path_factory.mktemp("evaluate")
     config = load_config(
@@ -43,16 +43,16 @@ def tiny_run(tmp_path_factory) -> Path:
             "train.verbose=0",
         ],
     )
-    run(config, tmp / "run")
+    train(config, tmp / "run")
     return tmp / "run"
 
 
 @pytest.fixture(scope="module")
 def evaluated(tiny_run) -> tuple[Path, dict, dict]:
     """Run the command once (with an OOD set); return the run, the report and the old metadata."""
-    from aiclassify.evaluate import main
+    from aiclassify.evaluate.cli import main
 
-    before = json.loads((tiny_run / "metadata.json").read_text())
+    before = (tiny_run / "metadata.json").read_bytes()
     ood = f"demo-all={tiny_run.parent / 'demo'}"
     assert main(["--run", str(tiny_run), "--ood", ood, "--grid-images", "8"]) == 0
     return tiny_run, json.loads((tiny_run / "report.json").read_text()), before
@@ -89,20 +89,53 @@ def test_report_metrics_match_training_metrics(evaluated):
     assert 0.0 <= test["average_precision"] <= 1.0
 
 
-def test_metadata_gains_calibration_and_operating_points(evaluated):
+def test_evaluation_writes_calibration_json_and_never_rewrites_metadata(evaluated):
     run_dir, report, before = evaluated
-    metadata = json.loads((run_dir / "metadata.json").read_text())
-    assert {key: metadata[key] for key in before} == before
-    calibration = metadata["calibration"]
-    assert set(calibration) == {"temperature", "ece_before", "ece_after", "fitted_on"}
+    assert (run_dir / "metadata.json").read_bytes() == before
+    calibration = json.loads((run_dir / "calibration.json").read_text())
+    assert set(calibration) == {
+        "temperature",
+        "ece_before",
+        "ece_after",
+        "fitted_on",
+        "operating_points",
+        "evaluated",
+    }
     assert calibration["fitted_on"] == "validation" and calibration["temperature"] > 0
-    points = metadata["operating_points"]
+    assert calibration["temperature"] == report["calibration"]["temperature"]
+    points = calibration["operating_points"]
     assert [p["name"] for p in points] == ["fpr_1pct", "fpr_5pct", "balanced"]
     assert [p["target_fpr"] for p in points] == [0.01, 0.05, None]
     for point, reported in zip(points, report["operating_points"], strict=True):
         assert set(point) == {"name", "target_fpr", "threshold", "fpr", "tpr"}
+        assert point["threshold"] == reported["threshold"]
         assert point["target_fpr"] is None or point["fpr"] <= point["target_fpr"]
         assert set(reported["test"]) == {"fpr", "tpr"}
+
+
+def test_a_run_evaluated_twice_serves_the_thresholds_its_file_says(evaluated, tmp_path):
+    import shutil
+
+    from aiclassify.evaluate.report import evaluate_run
+    from aiclassify.predictor import Predictor
+
+    run_dir, _, before = evaluated
+    copy = shutil.copytree(run_dir, tmp_path / "run")
+    first = json.loads((copy / "calibration.json").read_text())
+    evaluate_run(copy, tiers=[], draw_figures=False)
+    second = json.loads((copy / "calibration.json").read_text())
+    assert (copy / "metadata.json").read_bytes() == before
+    assert second["temperature"] == pytest.approx(first["temperature"])
+    predictor = Predictor.load(copy)
+    assert predictor.calibration_source == "calibration.json"
+    assert predictor.temperature == second["temperature"]
+    served = {p.name: (p.target_fpr, p.threshold) for p in predictor.operating_points}
+    assert served == {p["name"]: (p["target_fpr"], p["threshold"]) for p in second["operating_points"]}
+    for point in second["operating_points"]:
+        assert predictor.threshold_for(operating_point=point["name"]) == (point["threshold"], point["name"])
+    assert predictor.default_threshold == pytest.approx(
+        float(predictor.calibrate(predictor.raw_threshold)), abs=0.0
+    )
 
 
 def test_robustness_tiers_and_ood_sets(evaluated):
@@ -130,9 +163,9 @@ def test_robustness_transforms_return_decodable_images(tiny_run):
 
 def test_cli_reports_errors_and_registers_commands(tmp_path, capsys):
     from aiclassify.cli import COMMANDS
-    from aiclassify.evaluate import main
+    from aiclassify.evaluate.cli import main
 
-    assert COMMANDS["evaluate"][0] == "aiclassify.evaluate"
+    assert COMMANDS["evaluate"][0] == "aiclassify.evaluate.cli"
     assert COMMANDS["compare"][0] == "aiclassify.compare"
     assert main(["--run", str(tmp_path)]) == 2
     assert "not a finished run" in capsys.readouterr().err
@@ -142,12 +175,12 @@ def test_run_without_saved_model_is_scored_with_model_keras(evaluated, tmp_path)
     """model.keras behind the same decoder gives the SavedModel's numbers."""
     import shutil
 
-    from aiclassify.evaluation.report import evaluate_run
+    from aiclassify.evaluate.report import evaluate_run
 
     run_dir, report, _ = evaluated
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("saved_model", "figures"))
-    again = evaluate_run(copy, tiers=[], draw_figures=False, update_metadata=False)
+    again = evaluate_run(copy, tiers=[], draw_figures=False, write_calibration=False)
     assert again["figures"] == {} and [row["tier"] for row in again["robustness"]] == ["clean"]
     assert again["test"]["accuracy"] == report["test"]["accuracy"]
     assert again["test"]["roc_auc"] == pytest.approx(report["test"]["roc_auc"], abs=1e-6)

@@ -93,7 +93,7 @@ def demo_model(tmp_path_factory):
     import keras
 
     from aiclassify.config import load_config
-    from aiclassify.training import run
+    from aiclassify.train import train
 
     root = tmp_path_factory.mktemp("explain")
     config = load_config(None, [
@@ -101,7 +101,7 @@ def demo_model(tmp_path_factory):
         f"data.demo_image_size={SIZE}", f"data.image_size={SIZE}", "model.name=cnn_small3",
         "train.epochs=8", "train.batch_size=32", "train.verbose=0",
     ])
-    run(config, root / "run")
+    train(config, root / "run")
     metrics = json.loads((root / "run" / "metrics.json").read_text())
     assert metrics["test"]["accuracy"] >= 0.9, "the model did not learn the demo data"
     return keras.models.load_model(root / "run" / "model.keras", compile=False)

@@ -6,21 +6,25 @@ import base64
 import io
 
 import pytest
-from api_fixtures import assert_matches_openapi, image_bytes, tiny_run
+from api_fixtures import assert_matches_openapi, bare_saved_model, image_bytes, tiny_run
 from PIL import Image
 
 from aiclassify.serving.app import create_app
+from aiclassify.serving.state import serving_state
 
 
 @pytest.fixture(scope="module")
 def client():
     """``run``: a run directory; ``bare``: the same run's SavedModel alone (no model.keras)."""
-    application = create_app({
-        "models": {"run": str(tiny_run()), "bare": str(tiny_run() / "saved_model")},
-        "background_loading": False, "max_batch_wait_ms": 1,
-    })
+    application = create_app(
+        {
+            "models": {"run": str(tiny_run()), "bare": str(bare_saved_model())},
+            "background_loading": False,
+            "max_batch_wait_ms": 1,
+        }
+    )
     yield application.test_client()
-    application.extensions["aiclassify"].registry.close()
+    serving_state(application).registry.close()
 
 
 def overlay_of(prediction: dict) -> Image.Image:
@@ -32,8 +36,10 @@ def overlay_of(prediction: dict) -> Image.Image:
 
 
 def test_explain_in_the_query_adds_an_overlay_of_the_image_size(client):
-    files = [(io.BytesIO(image_bytes(size=(48, 40))), "a.png"),
-             (io.BytesIO(image_bytes("JPEG", size=(30, 50))), "b.jpg")]
+    files = [
+        (io.BytesIO(image_bytes(size=(48, 40))), "a.png"),
+        (io.BytesIO(image_bytes("JPEG", size=(30, 50))), "b.jpg"),
+    ]
     response = client.post("/predict?explain=true", data={"file": files}, content_type="multipart/form-data")
     body = assert_matches_openapi(response, "/predict")
     sizes = [overlay_of(p).size for p in body["predictions"]]
@@ -41,8 +47,11 @@ def test_explain_in_the_query_adds_an_overlay_of_the_image_size(client):
 
 
 def test_explain_in_the_form_and_json_body(client):
-    response = client.post("/predict", data={"file": (io.BytesIO(image_bytes()), "a.png"), "explain": "1"},
-                           content_type="multipart/form-data")
+    response = client.post(
+        "/predict",
+        data={"file": (io.BytesIO(image_bytes()), "a.png"), "explain": "1"},
+        content_type="multipart/form-data",
+    )
     assert overlay_of(assert_matches_openapi(response, "/predict")["predictions"][0]).size == (40, 30)
     payload = {"images": [{"b64": base64.b64encode(image_bytes()).decode()}], "explain": True}
     body = assert_matches_openapi(client.post("/predict", json=payload), "/predict")
@@ -67,3 +76,14 @@ def test_bad_explain_value_is_400(client):
     response = client.post("/predict?explain=maybe", data=image_bytes(), content_type="image/png")
     assert response.status_code == 400
     assert "explain must be true or false" in assert_matches_openapi(response, "/predict")["error"]
+
+
+def test_a_saved_model_inside_its_run_directory_explains_with_the_runs_model_keras():
+    app = create_app({"models": {"inner": str(tiny_run() / "saved_model")}, "background_loading": False})
+    try:
+        response = app.test_client().post(
+            "/predict?explain=true", data=image_bytes(), content_type="image/png"
+        )
+        assert overlay_of(assert_matches_openapi(response, "/predict")["predictions"][0]).size == (40, 30)
+    finally:
+        serving_state(app).registry.close()

@@ -3,30 +3,24 @@
 from __future__ import annotations
 
 import io
-import sys
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("requests")
 streamlit_testing = pytest.importorskip("streamlit.testing.v1")
 
-from api_fixtures import image_bytes, tiny_run  # noqa: E402
+from api_fixtures import bare_saved_model, image_bytes, tiny_run  # noqa: E402
 from PIL import Image  # noqa: E402
 from test_streamlit_app import page, serve_api  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from app import results  # noqa: E402
-from app.client import ApiClient  # noqa: E402
+from aiclassify.page import results  # noqa: E402
+from aiclassify.page.client import ApiClient  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def api():
     """``run`` explains (run directory); ``bare`` is the same run's SavedModel alone and cannot."""
-    with serve_api({"run": str(tiny_run()), "bare": str(tiny_run() / "saved_model")}) as url:
+    with serve_api({"run": str(tiny_run()), "bare": str(bare_saved_model())}) as url:
         yield url
 
 

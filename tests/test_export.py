@@ -13,6 +13,7 @@ from PIL import Image
 from aiclassify import predict, runs
 from aiclassify.export import BYTES_SIGNATURE, OUTPUT_KEY, PIXELS_SIGNATURE, export_saved_model
 from aiclassify.models import build_model
+from aiclassify.predictor import Predictor
 from aiclassify.preprocessing import decode_batch
 
 
@@ -62,7 +63,7 @@ def test_predictor_and_cli(trained_run, encoded_images, tmp_path, capsys):
         paths[-1].write_bytes(data)
     broken = tmp_path / "broken.jpg"
     broken.write_text("hello")
-    predictor = predict.Predictor(trained_run)
+    predictor = Predictor.load(trained_run)
     results = predictor.predict_files([*paths, broken])
     probabilities = predictor.probabilities(encoded_images[:2])
     assert [r.probability_ai for r in results[:2]] == pytest.approx(probabilities)
@@ -87,13 +88,11 @@ def test_predict_cli_reports_calibrated_probability_with_unchanged_label(trained
 
     calibrated_run = tmp_path / "calibrated"
     shutil.copytree(trained_run, calibrated_run)
-    metadata = runs.read_metadata(calibrated_run)
-    metadata["calibration"] = {"temperature": 3.0}
-    runs.write_json(calibrated_run / runs.METADATA_FILE, metadata)
+    runs.write_json(calibrated_run / runs.CALIBRATION_FILE, {"temperature": 3.0, "operating_points": []})
     path = tmp_path / "image.png"
     path.write_bytes(image_bytes(7, "PNG"))
-    raw = predict.Predictor(trained_run).predict_files([path])[0]
-    scaled = predict.Predictor(calibrated_run).predict_files([path])[0]
+    raw = Predictor.load(trained_run).predict_files([path])[0]
+    scaled = Predictor.load(calibrated_run).predict_files([path])[0]
     assert scaled.label == raw.label
     assert abs(scaled.probability_ai - 0.5) < abs(raw.probability_ai - 0.5)
     assert json.loads(json.dumps(scaled.__dict__))["probability_ai"] == scaled.probability_ai

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import typing
+
 import keras
 import numpy as np
 import pytest
 
-from aiclassify.models import build_model, model_names
+from aiclassify.config import Config, DataConfig, ModelConfig, ModelName, load_config
+from aiclassify.models import build_from_config, build_model, model_names, model_options, register
 
 
 def trainable_count(model: keras.Model) -> int:
@@ -39,10 +44,92 @@ def test_unknown_name_lists_valid_names():
         build_model("vgg", 32)
 
 
-@pytest.mark.parametrize("name", ["cnn5", "lenet5", "cnn_small4"])
-def test_too_small_input_is_a_clear_error(name):
+@pytest.mark.parametrize(
+    ("name", "options"), [("cnn5", {}), ("lenet5", {}), ("cnn_small4", {"padding": "valid"})]
+)
+def test_too_small_input_is_a_clear_error(name, options):
     with pytest.raises(ValueError, match="Received: image_size=8"):
-        build_model(name, 8, padding="valid")
+        build_model(name, 8, **options)
+
+
+def test_registry_holds_exactly_the_config_model_names():
+    assert model_names() == sorted(typing.get_args(ModelName))
+
+
+def test_registering_an_undeclared_name_is_an_error():
+    with pytest.raises(ValueError, match=r"ModelName.*Received: name='vgg16'"):
+        register("vgg16")
+
+
+def test_each_builder_takes_only_the_options_it_uses():
+    assert set(model_options("cnn5")) == {"dropout", "bn_momentum"}
+    assert set(model_options("lenet5")) == {"bn_momentum"}
+    for name in ("cnn_small2", "cnn_small3", "cnn_small4"):
+        assert set(model_options(name)) == {"dropout", "padding"}
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_builder_defaults_equal_model_config_defaults(name):
+    defaults = dataclasses.asdict(ModelConfig())
+    assert model_options(name) == {option: defaults[option] for option in model_options(name)}
+
+
+@pytest.mark.parametrize(
+    ("name", "option", "value"),
+    [("cnn5", "padding", "valid"), ("lenet5", "dropout", 0.2), ("cnn_small2", "bn_momentum", 0.9)],
+)
+def test_an_option_the_model_does_not_use_is_rejected(name, option, value):
+    message = f"Model '{name}' does not take option '{option}'. Received: {option}={value!r}"
+    with pytest.raises(ValueError) as error:
+        build_model(name, 32, **{option: value})
+    assert str(error.value) == message
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "match"),
+    [
+        ("cnn5", {"dropout": 1.0}, "Received: dropout=1.0"),
+        ("lenet5", {"bn_momentum": 1.0}, "Received: bn_momentum=1.0"),
+        ("cnn_small2", {"padding": "full"}, "Received: padding='full'"),
+    ],
+)
+def test_option_values_are_checked(name, options, match):
+    with pytest.raises(ValueError, match=match):
+        build_model(name, 32, **options)
+
+
+def test_build_from_config_passes_the_model_and_filter_options():
+    config = load_config(
+        None, ["model.name=cnn_small2", "model.padding=valid", "data.image_size=32", "data.filter=srm"]
+    )
+    model = build_from_config(config)
+    assert model.name == "cnn_small2" and model.get_layer("block1_conv1").padding == "valid"
+    assert model.get_layer("filter").__class__.__name__ == "SRMResidual"
+    assert model.input.shape[1:] == (32, 32, 3)
+
+
+def test_build_from_config_defaults_are_never_an_error():
+    for name in model_names():
+        config = load_config(None, [f"model.name={name}", "data.image_size=32"])
+        assert build_from_config(config).name == name
+
+
+def test_build_from_config_logs_a_set_option_the_model_does_not_use(caplog):
+    config = load_config(None, ["model.padding=valid", "model.name=cnn5", "data.image_size=32"])
+    with caplog.at_level(logging.WARNING, logger="aiclassify.models"):
+        model = build_from_config(config)
+    assert model.name == "cnn5"
+    assert "model.padding='valid' is not used by cnn5; ignored." in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="aiclassify.models"):
+        build_from_config(load_config(None, ["model.name=cnn5", "data.image_size=32"]))
+    assert "not used" not in caplog.text
+
+
+def test_build_from_config_passes_a_changed_option():
+    config = Config(data=DataConfig(image_size=32), model=ModelConfig(bn_momentum=0.9))
+    model = build_from_config(config)
+    assert model.get_layer("block1_bn1").momentum == 0.9
 
 
 @pytest.mark.parametrize("name", model_names())

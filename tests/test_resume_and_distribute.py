@@ -77,9 +77,9 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from aiclassify.config import load_config
 from aiclassify.logs import setup_logging
-from aiclassify.training import run
+from aiclassify.train import train
 setup_logging()
-run(load_config(None, sys.argv[2:]), sys.argv[1])
+train(load_config(None, sys.argv[2:]), sys.argv[1])
 """
 
 

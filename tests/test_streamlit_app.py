@@ -1,8 +1,8 @@
-"""The Streamlit upload page (app/) against a real API served on 127.0.0.1 by this test module.
+"""The Streamlit upload page (app/streamlit_app.py, its helpers in aiclassify.page) against a real API.
 
-The page's logic (API client, batch scoring, CSV/JSON) is tested directly; the page itself through
-Streamlit's AppTest: model choice, operating point, uploads, results table, download buttons and
-the message when the API is down or slow.
+The API is served on 127.0.0.1 by this test module. The page's logic (API client, batch scoring,
+CSV/JSON) is tested directly; the page itself through Streamlit's AppTest: model choice, operating
+point, uploads, results table, download buttons and the message when the API is down or slow.
 """
 
 from __future__ import annotations
@@ -27,12 +27,10 @@ streamlit_testing = pytest.importorskip("streamlit.testing.v1")
 
 from api_fixtures import FakePredictor, calibrated_run, image_bytes, tiny_run  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from aiclassify.page import about, results, wait_api  # noqa: E402
+from aiclassify.page.client import ApiCallError, ApiClient, api_url_from_env, timeout_from_env  # noqa: E402
 
-from app import about, results, wait_api  # noqa: E402
-from app.client import ApiClient, ApiError, api_url_from_env, timeout_from_env  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 APP = REPO / "app" / "streamlit_app.py"
 APP_TIMEOUT_S = 60  # one script run, including the requests it makes to the API
@@ -88,18 +86,36 @@ def api() -> Iterator[str]:
 
 def two_images() -> list[tuple[str, bytes]]:
     """A JPEG and a PNG."""
-    return [("photo.jpg", image_bytes("JPEG", size=(48, 40))),
-            ("render.png", image_bytes("PNG", size=(40, 30)))]
+    return [
+        ("photo.jpg", image_bytes("JPEG", size=(48, 40))),
+        ("render.png", image_bytes("PNG", size=(40, 30))),
+    ]
 
 
 # --- client and results, against the real API -------------------------------------------------
 
 
-def test_page_does_not_import_tensorflow():
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import app.streamlit_app, app.wait_api; "
-            "assert 'tensorflow' not in sys.modules and 'aiclassify' not in sys.modules, 'imported'")
-    result = subprocess.run([sys.executable, "-c", code, str(REPO)], capture_output=True, text=True,
-                            timeout=120)
+def test_page_helpers_do_not_import_tensorflow(tmp_path):
+    # run outside the repository, so the helpers come from the installed package and not from sys.path
+    code = (
+        "import sys; import aiclassify.page.client, aiclassify.page.results, aiclassify.page.about, "
+        "aiclassify.page.wait_api; assert 'tensorflow' not in sys.modules, 'tensorflow imported'"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_page_does_not_import_tensorflow(tmp_path):
+    code = (
+        "import importlib.util, sys; spec = importlib.util.spec_from_file_location('page', sys.argv[1]); "
+        "spec.loader.exec_module(importlib.util.module_from_spec(spec)); "
+        "assert 'tensorflow' not in sys.modules, 'tensorflow imported'"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(APP)], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-2000:]
 
 
@@ -121,8 +137,13 @@ def test_client_lists_models_and_metadata(api):
 def test_score_files_table_csv_and_json(api):
     files = [two_images()[0], ("broken.png", b"this is not an image"), two_images()[1]]
     calls = []
-    rows, fatal = results.score_files(ApiClient(api), files, model="general", operating_point="fpr_1pct",
-                                      progress=lambda done, total, name: calls.append((done, total, name)))
+    rows, fatal = results.score_files(
+        ApiClient(api),
+        files,
+        model="general",
+        operating_point="fpr_1pct",
+        progress=lambda done, total, name: calls.append((done, total, name)),
+    )
     assert fatal is None
     assert calls == [(1, 3, "photo.jpg"), (2, 3, "broken.png"), (3, 3, "render.png")]
     assert [r.file for r in rows] == ["photo.jpg", "broken.png", "render.png"]
@@ -159,7 +180,7 @@ def test_default_threshold_without_operating_point(api):
 
 def test_api_errors_are_messages():
     url = f"http://127.0.0.1:{free_port()}"
-    with pytest.raises(ApiError, match="Cannot reach the API") as down:
+    with pytest.raises(ApiCallError, match="Cannot reach the API") as down:
         ApiClient(url).models()
     assert down.value.api_unusable
     rows, fatal = results.score_files(ApiClient(url), two_images())
@@ -167,7 +188,7 @@ def test_api_errors_are_messages():
     assert [r.ok for r in rows] == [False, False] and rows[1].error.startswith("not scored")
     with silent_server() as slow:
         started = time.monotonic()
-        with pytest.raises(ApiError, match="did not answer within 1 s") as hung:
+        with pytest.raises(ApiCallError, match="did not answer within 1 s") as hung:
             ApiClient(slow, timeout_s=1).predict(two_images()[:1])
         assert hung.value.kind == "timeout" and time.monotonic() - started < 10
 
@@ -182,20 +203,43 @@ def test_wait_api(api, capsys):
     assert "exited" in capsys.readouterr().err
 
 
+def test_wait_api_command_line(api, tmp_path):
+    command = [sys.executable, "-m", "aiclassify.page.wait_api"]
+    ready = subprocess.run(
+        [*command, api, "--timeout", "20"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert ready.returncode == 0 and "model general: AVAILABLE" in ready.stdout, ready.stderr[-2000:]
+    down = subprocess.run(
+        [*command, f"http://127.0.0.1:{free_port()}", "--timeout", "1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert down.returncode == 1 and "was not ready" in down.stderr
+
+
 def test_unknown_model_is_an_http_error(api):
-    with pytest.raises(ApiError, match="404: unknown model") as error:
+    with pytest.raises(ApiCallError, match="404: unknown model") as error:
         ApiClient(api).predict(two_images()[:1], model="nope")
     assert error.value.status == 404 and not error.value.api_unusable
 
 
 def test_about_texts():
-    details = {"run": "demo", "architecture": "cnn5", "image_size": 32, "threshold": 0.5,
-               "dataset": {"source": "demo", "counts": {"train": {"real": 420, "ai-generated": 420}}},
-               "metrics": {"test": {"accuracy": 0.975, "examples": 180, "roc_auc": 0.99}},
-               "operating_points": [{"name": "fpr_1pct", "threshold": 0.9}]}
+    details = {
+        "run": "demo",
+        "architecture": "cnn5",
+        "image_size": 32,
+        "threshold": 0.5,
+        "dataset": {"source": "demo", "counts": {"train": {"real": 420, "ai-generated": 420}}},
+        "metrics": {"test": {"accuracy": 0.975, "examples": 180, "roc_auc": 0.99}},
+        "operating_points": [{"name": "fpr_1pct", "threshold": 0.9}],
+    }
     text = dict(about.model_summary("faces", details))
-    assert "420 real" in text["Trained on"] and "97.5 % accuracy on the test split (180 images)" in (
-        text["Measured accuracy"])
+    assert (
+        "420 real" in text["Trained on"]
+        and "97.5 % accuracy on the test split (180 images)" in (text["Measured accuracy"])
+    )
     assert "fpr_1pct (threshold 0.9)" in text["Thresholds"]
     assert dict(about.model_summary("x", {}))["Measured accuracy"] == "not reported by the API"
 
@@ -237,8 +281,9 @@ def test_page_upload_results_and_downloads(api, monkeypatch):
     at = page(monkeypatch, api)
     at.selectbox(key="model").set_value("general").run()
     at.radio(key="point").set_value("Strict: 1% false positives")
-    files = [(name, data, "image/jpeg" if name.endswith("jpg") else "image/png")
-             for name, data in two_images()]
+    files = [
+        (name, data, "image/jpeg" if name.endswith("jpg") else "image/png") for name, data in two_images()
+    ]
     at.file_uploader(key="uploads").set_value(files + [("bad.png", b"not an image", "image/png")])
     at.run()
     assert not at.exception, at.exception
@@ -258,7 +303,8 @@ def test_page_upload_results_and_downloads(api, monkeypatch):
     assert list(table["verdict"][:2]) == [r.verdict for r in rows[:2]]
     assert [b.label for b in at.get("download_button")] == ["Download CSV", "Download JSON"]
     assert [r["verdict"] for r in csv.DictReader(io.StringIO(results.to_csv(rows)))][:2] == [
-        r.verdict for r in rows[:2]]
+        r.verdict for r in rows[:2]
+    ]
 
 
 def test_page_when_api_is_down(monkeypatch):

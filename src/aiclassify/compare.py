@@ -126,7 +126,7 @@ def _cell(key: str, value: Any) -> Any:
 
 def write_tables(rows: Sequence[dict[str, Any]], out: Path, title: str) -> list[Path]:
     """Write the table as Markdown, CSV and JSON into ``out``."""
-    from aiclassify.evaluation.markdown import table
+    from aiclassify.evaluate.markdown import table
 
     keys = list(dict.fromkeys(key for row in rows for key in row))
     headers = [COLUMNS.get(key, key.replace("acc_", "acc ")) for key in keys]
@@ -158,9 +158,9 @@ def compare(
     """
     from aiclassify.config import load_config
     from aiclassify.data.sources import dataset_root
-    from aiclassify.evaluation.report import evaluate_run
+    from aiclassify.evaluate.report import evaluate_run
     from aiclassify.runs import METADATA_FILE
-    from aiclassify.training import run
+    from aiclassify.train import train
 
     if not models:
         raise ValueError("--models must name at least one model.")
@@ -177,7 +177,7 @@ def compare(
         workdir = out / model
         started = time.perf_counter()
         if overwrite or not (workdir / METADATA_FILE).is_file():
-            run(config, workdir, overwrite=overwrite)
+            train(config, workdir, overwrite=overwrite)
         else:
             logger.info("Reusing the finished run in %s", workdir)
         report = evaluate_run(workdir, tiers=tiers, draw_figures=figures, cross_filters=cross_filters)
@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cross_filters = None
         if args.cross_filters:
-            from aiclassify.evaluation.cross_filter import parse_filters
+            from aiclassify.evaluate.cross_filter import parse_filters
 
             cross_filters = parse_filters(args.cross_filters)
         compare(

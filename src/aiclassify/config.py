@@ -11,11 +11,40 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+
+DataSource = Literal["folder", "demo"]
+"""``data.source``: ``folder`` reads images under ``data.path``; ``demo`` uses the embedded demo dataset."""
+DatasetKey = Literal["", "faces", "general", "cifake"]
+"""``data.dataset``: the Kaggle dataset key used for download hints (``""``: none)."""
+CacheMode = Literal["memory", "disk", "none"]
+"""``data.cache``: where decoded images are cached between epochs."""
+FilterName = Literal["none", "gray_world", "gaussian_blur", "median_blur", "srm"]
+"""``data.filter``: the forensic input filter inside the model (see :mod:`aiclassify.filters`)."""
+ModelName = Literal["cnn5", "lenet5", "cnn_small2", "cnn_small3", "cnn_small4"]
+"""``model.name``: the registered architectures (see :mod:`aiclassify.models`)."""
+Padding = Literal["same", "valid"]
+"""``model.padding``: convolution padding."""
+OptimizerName = Literal[
+    "adam", "adamw", "sgd", "rmsprop", "nadam", "adagrad", "adadelta", "adamax", "ftrl", "lion", "adafactor"
+]
+"""``train.optimizer``: Keras optimizer names that ``keras.optimizers.get`` resolves."""
+LrSchedule = Literal["constant", "cosine"]
+"""``train.lr_schedule``: a constant rate, or a cosine decay to 0 over all training steps."""
+Precision = Literal["float32", "mixed_float16"]
+"""``train.precision``: the Keras dtype policy."""
+DistributeStrategy = Literal["none", "mirrored", "multi_worker"]
+"""``train.distribute``: the ``tf.distribute`` strategy."""
+MonitorMetric = Literal["val_loss", "val_accuracy", "loss", "accuracy"]
+"""``train.monitor``: the logged metric that checkpointing and early stopping follow."""
+AugmentName = Literal[
+    "hflip", "vflip", "rotation", "crop_resize", "noise", "color_jitter", "jpeg", "downscale"
+]
+"""One ``train.augment`` item (see :mod:`aiclassify.data.augment`)."""
 
 
 class ConfigError(ValueError):
@@ -26,17 +55,17 @@ class ConfigError(ValueError):
 class DataConfig:
     """Where the images come from and how they are split and fed."""
 
-    source: str = "folder"  # "folder": images under `path`; "demo": the embedded demo dataset
-    dataset: str = ""  # Kaggle dataset key (faces, general, cifake) used for download hints
+    source: DataSource = "folder"
+    dataset: DatasetKey = ""
     path: str = ""  # dataset root; for `demo`, where to write it (default: the user cache)
     image_size: int = 224
     val_fraction: float = 0.14  # carved from train when the dataset has no validation split
     test_fraction: float = 0.15  # carved when the dataset has no test split
-    cache: str = "memory"  # memory | disk | none
+    cache: CacheMode = "memory"
     shuffle_buffer: int = 10_000
     demo_images_per_class: int = 1200  # only for source: demo
     demo_image_size: int = 32  # only for source: demo
-    filter: str = "none"  # forensic input filter inside the model (docs/filters.md)
+    filter: FilterName = "none"  # docs/filters.md
     filter_sigma: float = 1.0  # gaussian_blur only
     filter_kernel_size: int = 3  # gaussian_blur and median_blur: odd window size
 
@@ -45,9 +74,9 @@ class DataConfig:
 class ModelConfig:
     """Which registered architecture to build, and its options."""
 
-    name: str = "cnn5"
+    name: ModelName = "cnn5"
     dropout: float = 0.5
-    padding: str = "same"  # cnn_small* only: same | valid
+    padding: Padding = "same"  # cnn_small* only
     bn_momentum: float = 0.99  # Keras default; 0.9 lets short runs on small data converge
 
 
@@ -57,17 +86,17 @@ class TrainConfig:
 
     epochs: int = 10
     batch_size: int = 32
-    optimizer: str = "adam"
+    optimizer: OptimizerName = "adam"
     learning_rate: float = 1e-3
-    lr_schedule: str = "constant"  # constant | cosine (decays to 0 over all training steps)
-    precision: str = "float32"  # float32 | mixed_float16
-    distribute: str = "none"  # none | mirrored | multi_worker
+    lr_schedule: LrSchedule = "constant"
+    precision: Precision = "float32"
+    distribute: DistributeStrategy = "none"
     early_stopping_patience: int = 3
-    monitor: str = "val_loss"
+    monitor: MonitorMetric = "val_loss"
     seed: int = 42
     tensorboard: bool = False
     verbose: int = 2  # Keras fit verbosity: 2 prints one line per epoch
-    augment: tuple[str, ...] = ()  # training-only augmentations (docs/filters.md); empty: off
+    augment: tuple[AugmentName, ...] = ()  # training-only augmentations (docs/filters.md); empty: off
     augment_rotation_degrees: float = 15.0  # rotation: angle drawn from [-d, d]
     augment_min_scale: float = 0.8  # crop_resize and downscale: side scale drawn from [s, 1]
     augment_noise_sigma: float = 4.0  # noise: Gaussian sigma in 0-255 pixel units
@@ -164,10 +193,12 @@ def _check_type(value: Any, expected: Any, dotted: str, source: str) -> Any:
         (item_type, _) = typing.get_args(expected)
         if not isinstance(value, list | tuple):
             raise ConfigError(
-                f"{source}: '{dotted}' must be a list of {item_type.__name__}. "
+                f"{source}: '{dotted}' must be a list of {_describe(item_type)}. "
                 f"Received: {value!r} ({type(value).__name__})"
             )
         return tuple(_check_type(item, item_type, f"{dotted}[{i}]", source) for i, item in enumerate(value))
+    if typing.get_origin(expected) is Literal:
+        return _check_choice(value, typing.get_args(expected), dotted, source)
     allowed = typing.get_args(expected) if isinstance(expected, types.UnionType) else (expected,)
     for kind in allowed:
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
@@ -178,6 +209,21 @@ def _check_type(value: Any, expected: Any, dotted: str, source: str) -> Any:
             return value
     names = " or ".join(k.__name__ for k in allowed)
     raise ConfigError(f"{source}: '{dotted}' must be {names}. Received: {value!r} ({type(value).__name__})")
+
+
+def _check_choice(value: Any, choices: tuple[str, ...], dotted: str, source: str) -> str:
+    if isinstance(value, str) and value in choices:
+        return value
+    close = difflib.get_close_matches(str(value), choices, n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    kind = "" if isinstance(value, str) else f" ({type(value).__name__})"
+    raise ConfigError(f"{source}: '{dotted}' must be one of {list(choices)}.{hint} Received: {value!r}{kind}")
+
+
+def _describe(kind: Any) -> str:
+    if typing.get_origin(kind) is Literal:
+        return f"values from {list(typing.get_args(kind))}"
+    return kind.__name__
 
 
 def to_dict(config: Config) -> dict[str, Any]:

@@ -113,28 +113,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("image", type=Path)
     args = parser.parse_args(argv)
     from aiclassify.logs import setup_logging
-    from aiclassify.runs import MODEL_FILE, RunDirectoryError, read_metadata
+    from aiclassify.predictor import Predictor
+    from aiclassify.runs import RunDirectoryError
 
     setup_logging()
-    try:
-        metadata = read_metadata(args.run)
-    except RunDirectoryError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    if not (args.run / MODEL_FILE).is_file():
-        print(f"error: {args.run} has no {MODEL_FILE}", file=sys.stderr)
-        return 2
-    from aiclassify.models import load_keras_model
-
-    model = load_keras_model(args.run / MODEL_FILE)
     data = args.image.read_bytes()
     try:
-        heatmap, probability, layer = grad_cam_and_probability(
-            model, data, int(metadata["image_size"]), args.layer
+        predictor = Predictor.load(args.run)
+        heatmap, raw_probability, layer = grad_cam_and_probability(
+            predictor.keras_model(), data, predictor.image_size, args.layer
         )
-    except ValueError as error:
+    except (RunDirectoryError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    probability = predictor.calibrate(raw_probability)
     out = args.out or args.image.with_name(args.image.stem + ".gradcam.png")
     out.write_bytes(overlay_png(data, heatmap, args.alpha))
     print(f"{args.image}: P(AI-generated) = {probability:.4f}; Grad-CAM ({layer}) overlay written to {out}")

@@ -9,11 +9,15 @@ artificial edges.
 
 from __future__ import annotations
 
+import typing
+
 import keras
 import numpy as np
 import tensorflow as tf
 
-FILTER_NAMES = ("none", "gray_world", "gaussian_blur", "median_blur", "srm")
+from aiclassify.config import FilterName
+
+FILTER_NAMES: tuple[str, ...] = typing.get_args(FilterName)
 
 # The three SRM high-pass kernels of Zhou et al. 2018 (RGB-N noise stream), normalised as there
 # (by 4, 12 and 2): the 3x3 "KB" square, the 5x5 "KV" square and the horizontal [1, -2, 1] line.

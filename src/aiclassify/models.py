@@ -7,20 +7,38 @@ float32 sigmoid, so it is numerically safe under mixed precision.
 
 from __future__ import annotations
 
-import functools
+import dataclasses
+import inspect
+import logging
+import typing
 from collections.abc import Callable
+from typing import Any
 
 import keras
 from keras import layers
 
+from aiclassify.config import Config, ModelConfig, ModelName
 from aiclassify.filters import make_filter
 
+logger = logging.getLogger(__name__)
+
 ModelBuilder = Callable[..., keras.Model]
+MODEL_NAMES: tuple[str, ...] = typing.get_args(ModelName)
 _REGISTRY: dict[str, ModelBuilder] = {}
+_NOT_OPTIONS = ("inputs", "filter_layer")
 
 
 def register(name: str) -> Callable[[ModelBuilder], ModelBuilder]:
-    """Add a builder to the registry under ``name``."""
+    """Add a builder to the registry under ``name``, one of :data:`aiclassify.config.ModelName`.
+
+    A builder takes the input tensor, keyword-only options named after :class:`ModelConfig` fields
+    with the same defaults, and ``filter_layer``.
+    """
+    if name not in MODEL_NAMES:
+        raise ValueError(
+            f"Model names must be declared in aiclassify.config.ModelName {list(MODEL_NAMES)}. "
+            f"Received: name={name!r}"
+        )
 
     def decorator(builder: ModelBuilder) -> ModelBuilder:
         _REGISTRY[name] = builder
@@ -39,35 +57,73 @@ def model_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def model_options(name: str) -> dict[str, Any]:
+    """The options the model ``name`` takes, each with its default."""
+    builder = _builder(name)
+    return {
+        parameter.name: parameter.default
+        for parameter in inspect.signature(builder).parameters.values()
+        if parameter.name not in _NOT_OPTIONS
+    }
+
+
 def build_model(
     name: str,
     image_size: int,
     channels: int = 3,
-    dropout: float = 0.5,
-    padding: str = "same",
-    bn_momentum: float = 0.99,
+    *,
     filter_name: str = "none",
     filter_sigma: float = 1.0,
     filter_kernel_size: int = 3,
+    **options: Any,
 ) -> keras.Model:
     """Build the registered model ``name`` for square ``image_size`` inputs.
 
+    ``options`` go to the builder; each must be one it takes (see :func:`model_options`).
     ``filter_name`` (see :data:`aiclassify.filters.FILTER_NAMES`) inserts a fixed filter layer
     named ``filter`` between the input and ``Rescaling``; ``none`` builds the plain model.
     """
-    if name not in _REGISTRY:
-        raise ValueError(f"Unknown model name. Valid names: {model_names()}. Received: name={name!r}")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1). Received: dropout={dropout}")
-    if padding not in ("same", "valid"):
-        raise ValueError(f"padding must be 'same' or 'valid'. Received: padding={padding!r}")
-    if not 0.0 < bn_momentum < 1.0:
-        raise ValueError(f"bn_momentum must be in (0, 1). Received: bn_momentum={bn_momentum}")
+    builder = _builder(name)
+    accepted = model_options(name)
+    for option, value in options.items():
+        if option not in accepted:
+            raise ValueError(f"Model {name!r} does not take option {option!r}. Received: {option}={value!r}")
     filter_layer = make_filter(filter_name, sigma=filter_sigma, kernel_size=filter_kernel_size)
     inputs = keras.Input(shape=(image_size, image_size, channels), name="image")
-    return _REGISTRY[name](
-        inputs, dropout=dropout, padding=padding, bn_momentum=bn_momentum, filter_layer=filter_layer
+    return builder(inputs, filter_layer=filter_layer, **options)
+
+
+def build_from_config(config: Config) -> keras.Model:
+    """Build ``config.model`` with the ``config.data`` image size and filter.
+
+    The model gets the ``model.*`` options it takes. A config sets options for whichever model it
+    names, and ``compare``/``study`` swap the model under one config, so an option the chosen
+    model does not take is logged as unused (when it differs from the :class:`ModelConfig`
+    default) instead of failing the run.
+    """
+    accepted = model_options(config.model.name)
+    defaults = ModelConfig()
+    options = {}
+    for option in dataclasses.fields(ModelConfig):
+        value = getattr(config.model, option.name)
+        if option.name in accepted:
+            options[option.name] = value
+        elif option.name != "name" and value != getattr(defaults, option.name):
+            logger.warning("model.%s=%r is not used by %s; ignored.", option.name, value, config.model.name)
+    return build_model(
+        config.model.name,
+        config.data.image_size,
+        filter_name=config.data.filter,
+        filter_sigma=config.data.filter_sigma,
+        filter_kernel_size=config.data.filter_kernel_size,
+        **options,
     )
+
+
+def _builder(name: str) -> ModelBuilder:
+    if name not in _REGISTRY:
+        raise ValueError(f"Unknown model name. Valid names: {model_names()}. Received: name={name!r}")
+    return _REGISTRY[name]
 
 
 def replace_filter(
@@ -122,6 +178,21 @@ def _check_spatial(inputs: keras.KerasTensor, final_size: int, name: str) -> Non
         )
 
 
+def _check_dropout(dropout: float) -> None:
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1). Received: dropout={dropout}")
+
+
+def _check_padding(padding: str) -> None:
+    if padding not in ("same", "valid"):
+        raise ValueError(f"padding must be 'same' or 'valid'. Received: padding={padding!r}")
+
+
+def _check_bn_momentum(bn_momentum: float) -> None:
+    if not 0.0 < bn_momentum < 1.0:
+        raise ValueError(f"bn_momentum must be in (0, 1). Received: bn_momentum={bn_momentum}")
+
+
 def apply_conv_block(
     x: keras.KerasTensor,
     filters: int,
@@ -140,12 +211,14 @@ def apply_conv_block(
 @register("cnn5")
 def cnn5(
     inputs: keras.KerasTensor,
+    *,
     dropout: float = 0.5,
-    padding: str = "same",
     bn_momentum: float = 0.99,
     filter_layer: keras.layers.Layer | None = None,
 ) -> keras.Model:
     """The published five-block CNN: 17,566,241 parameters at 224x224x3."""
+    _check_dropout(dropout)
+    _check_bn_momentum(bn_momentum)
     _check_spatial(inputs, inputs.shape[1] // 32, "cnn5")
     x = _rescaled(inputs, filter_layer)
     for block, filters in enumerate((32, 64, 128, 256, 512), start=1):
@@ -159,12 +232,12 @@ def cnn5(
 @register("lenet5")
 def lenet5(
     inputs: keras.KerasTensor,
-    dropout: float = 0.5,
-    padding: str = "same",
+    *,
     bn_momentum: float = 0.99,
     filter_layer: keras.layers.Layer | None = None,
 ) -> keras.Model:
     """LeNet-5 for RGB input, with BatchNorm after each convolution."""
+    _check_bn_momentum(bn_momentum)
     _check_spatial(inputs, ((inputs.shape[1] - 4) // 2 - 4) // 2, "lenet5")
     x = _rescaled(inputs, filter_layer)
     for block, filters in enumerate((6, 16), start=1):
@@ -180,12 +253,14 @@ def lenet5(
 def cnn_small(
     inputs: keras.KerasTensor,
     conv_layers: int,
+    *,
     dropout: float = 0.5,
     padding: str = "same",
-    bn_momentum: float = 0.99,
     filter_layer: keras.layers.Layer | None = None,
 ) -> keras.Model:
     """A baseline of ``conv_layers`` Conv 3x3 + MaxPool stages (16, 32, 64, 128 filters)."""
+    _check_dropout(dropout)
+    _check_padding(padding)
     name = f"cnn_small{conv_layers}"
     size = inputs.shape[1]
     for _ in range(conv_layers):
@@ -201,5 +276,21 @@ def cnn_small(
     return keras.Model(inputs, _probability(x), name=name)
 
 
-for _conv_layers in (2, 3, 4):
-    register(f"cnn_small{_conv_layers}")(functools.partial(cnn_small, conv_layers=_conv_layers))
+def _register_cnn_small(conv_layers: int) -> ModelBuilder:
+    def builder(
+        inputs: keras.KerasTensor,
+        *,
+        dropout: float = 0.5,
+        padding: str = "same",
+        filter_layer: keras.layers.Layer | None = None,
+    ) -> keras.Model:
+        return cnn_small(inputs, conv_layers, dropout=dropout, padding=padding, filter_layer=filter_layer)
+
+    builder.__name__ = builder.__qualname__ = f"cnn_small{conv_layers}"
+    builder.__doc__ = f":func:`cnn_small` with {conv_layers} Conv 3x3 + MaxPool stages."
+    return register(f"cnn_small{conv_layers}")(builder)
+
+
+cnn_small2 = _register_cnn_small(2)
+cnn_small3 = _register_cnn_small(3)
+cnn_small4 = _register_cnn_small(4)

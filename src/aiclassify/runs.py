@@ -1,12 +1,21 @@
-"""The run directory: what a training run leaves behind, and how a run is started or resumed.
+"""The run directory: its files, who writes each, and how a run is started or resumed.
 
-``runs/<name>/`` holds ``config.yaml`` (fully resolved), ``history.csv``, ``metrics.json``,
-``model.keras``, ``metadata.json`` and ``saved_model/``; while training, ``backup/`` holds the
-state that lets the same command resume an interrupted run.
+Each artefact has one writer; every other module only reads it.
+
+- Training (:mod:`aiclassify.train`) writes ``config.yaml`` (fully resolved), ``history.csv``,
+  ``timing.json``, ``checkpoints/``, ``model.keras``, ``metrics.json``, ``saved_model/`` and, last,
+  ``metadata.json`` (its presence marks a finished run); while training, ``backup/`` holds the
+  state that lets the same command resume an interrupted run.
+- Evaluation (:mod:`aiclassify.evaluate`) writes ``report.json``, ``report.md``, ``figures/`` and
+  ``calibration.json`` (temperature and operating points fitted on validation). It never rewrites
+  training's files.
+- The predictor (:mod:`aiclassify.predictor`) reads ``metadata.json``, ``calibration.json`` and
+  ``saved_model/``.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -16,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from aiclassify.config import Config, save_config, to_dict
+from aiclassify.config import Config, from_dict, save_config, to_dict
 
 CONFIG_FILE = "config.yaml"
 HISTORY_FILE = "history.csv"
@@ -27,6 +36,10 @@ SAVED_MODEL_DIR = "saved_model"
 BACKUP_DIR = "backup"
 BEST_WEIGHTS_FILE = "checkpoints/best.weights.h5"
 TIMING_FILE = "timing.json"
+CALIBRATION_FILE = "calibration.json"
+REPORT_JSON = "report.json"
+REPORT_MD = "report.md"
+FIGURES_DIR = "figures"
 
 
 class RunDirectoryError(RuntimeError):
@@ -89,3 +102,19 @@ def read_metadata(run_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         raise RunDirectoryError(f"{run_dir} is not a finished run: {METADATA_FILE} is missing.")
     return read_json(path)
+
+
+def read_config(run_dir: Path) -> Config:
+    """The resolved configuration a run was trained with."""
+    path = Path(run_dir) / CONFIG_FILE
+    return from_dict(Config, yaml.safe_load(path.read_text()) or {}, str(path))
+
+
+def read_history(run_dir: Path) -> list[dict[str, str]]:
+    """Rows of history.csv, the last one kept where an epoch was logged twice across a resume."""
+    path = Path(run_dir) / HISTORY_FILE
+    if not path.is_file():
+        return []
+    with path.open(newline="") as handle:
+        rows = {row["epoch"]: row for row in csv.DictReader(handle)}
+    return sorted(rows.values(), key=lambda row: int(row["epoch"]))

@@ -8,12 +8,15 @@ call it. Every op is stateless, so the same seed gives the same images, run afte
 from __future__ import annotations
 
 import math
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import tensorflow as tf
 
-AUGMENT_NAMES = ("hflip", "vflip", "rotation", "crop_resize", "noise", "color_jitter", "jpeg", "downscale")
+from aiclassify.config import AugmentName
+
+AUGMENT_NAMES: tuple[str, ...] = typing.get_args(AugmentName)
 
 Augmenter = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 
@@ -122,7 +125,7 @@ def make_augmenter(names: Sequence[str], options: AugmentOptions | None = None) 
     The function takes a (height, width, 3) uint8 image and a shape-(2,) int64 seed and returns
     a uint8 image of the same shape.
     """
-    unknown = [name for name in names if name not in _OPS]
+    unknown = [name for name in names if name not in AUGMENT_NAMES]
     if unknown:
         raise ValueError(
             f"Unknown augmentation. Valid names: {list(AUGMENT_NAMES)}. Received: augment={list(names)}"

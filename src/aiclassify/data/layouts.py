@@ -188,7 +188,7 @@ def _subdirs(directory: Path) -> list[Path]:
         return []
 
 
-# --- Named layouts of the Kaggle datasets (issue 3) ---------------------------------------------
+# --- Named layouts of the Kaggle datasets ---------------------------------------------------------
 
 LAYOUTS = {
     "faces-140k": "real_vs_fake/real-vs-fake/{train,valid,test}/{real,fake} "

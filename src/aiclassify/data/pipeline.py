@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import logging
+import typing
 from pathlib import Path
 
 import tensorflow as tf
 
+from aiclassify.config import CacheMode
 from aiclassify.data.augment import Augmenter
 from aiclassify.data.layouts import Sample
 from aiclassify.preprocessing import decode_and_resize
 
 logger = logging.getLogger(__name__)
 
-CACHE_MODES = ("memory", "disk", "none")
+CACHE_MODES = typing.get_args(CacheMode)
 
 
 def load_example(path: tf.Tensor, label: tf.Tensor, image_size: int) -> tuple[tf.Tensor, tf.Tensor]:
@@ -28,7 +30,7 @@ def make_dataset(
     batch_size: int,
     training: bool,
     seed: int,
-    cache: str = "memory",
+    cache: CacheMode = "memory",
     cache_dir: Path | None = None,
     shuffle_buffer: int = 10_000,
     augment: Augmenter | None = None,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 
-from aiclassify.config import DataConfig
+from aiclassify.config import DataConfig, DataSource
 from aiclassify.data.demo import write_demo_dataset
 
 KAGGLE_DATASETS = {
@@ -12,7 +13,7 @@ KAGGLE_DATASETS = {
     "general": "sattyam96/realifake",
     "cifake": "birdy654/cifake-real-and-ai-generated-synthetic-images",
 }
-SOURCES = ("folder", "demo")
+SOURCES = typing.get_args(DataSource)
 
 
 class DatasetNotFoundError(FileNotFoundError):

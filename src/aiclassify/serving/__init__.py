@@ -1,1 +1,1 @@
-"""The Flask inference API (issue 5): ``aiclassify.serving.app.create_app`` builds it."""
+"""The Flask inference API: :func:`aiclassify.serving.app.create_app` builds it (see docs/api.md)."""

@@ -12,58 +12,43 @@ import hmac
 import io
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, Request, current_app, g, jsonify, request
+from flask import Flask, Request, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from aiclassify.logs import setup_logging
+from aiclassify.predictor import Predictor
 from aiclassify.serving import routes
+from aiclassify.serving.apispec import openapi_document
 from aiclassify.serving.errors import ApiError
 from aiclassify.serving.images import ImageLimits, configure_pillow
-from aiclassify.serving.models import ModelRegistry, ServedModel
-from aiclassify.serving.multipart import FormDataParser
+from aiclassify.serving.registry import ModelRegistry, ServedModel
 from aiclassify.serving.settings import DEFAULT_MODELS, ServerSettings, load_settings, parse_models
+from aiclassify.serving.state import ServingState, serving_state
 
 logger = logging.getLogger("aiclassify.serving")
 access_logger = logging.getLogger("aiclassify.serving.access")
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
-EXTENSION_KEY = "aiclassify"
 
 
 class InMemoryRequest(Request):
-    """A request whose uploaded files stay in memory (Werkzeug spools large ones to disk), parsed
-    without compiling regular expressions per multipart boundary (:mod:`.multipart`)."""
-
-    form_data_parser_class = FormDataParser
+    """A request whose uploaded files stay in memory (Werkzeug spools large ones to disk)."""
 
     def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
         return io.BytesIO()
 
 
-@dataclass
-class ServingState:
-    """What the request handlers need: settings, the model registry and image limits."""
-
-    settings: ServerSettings
-    registry: ModelRegistry
-    limits: ImageLimits
-
-
-def serving_state() -> ServingState:
-    """The state of the app handling the current request."""
-    return current_app.extensions[EXTENSION_KEY]
-
-
-def create_app(config: ServerSettings | dict[str, Any] | None = None, predictors: Any = None) -> Flask:
+def create_app(
+    config: ServerSettings | dict[str, Any] | None = None,
+    predictors: dict[str, Predictor] | Predictor | None = None,
+) -> Flask:
     """Build the app and start loading its models.
 
     ``config``: :class:`ServerSettings` or a dict of its fields, overriding ``AICLASSIFY_*``
-    environment variables. ``predictors``: a dict of name to predictor object (anything with
-    ``probabilities(list[bytes])`` and ``metadata``), or one predictor; these replace loading
-    the same-named configured models from disk.
+    environment variables. ``predictors``: a dict of name to :class:`~aiclassify.predictor.Predictor`,
+    or one predictor; these replace loading the same-named configured models from disk.
     """
     setup_logging()
     settings = load_settings(config)
@@ -79,15 +64,19 @@ def create_app(config: ServerSettings | dict[str, Any] | None = None, predictors
     app.request_class = InMemoryRequest
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
     app.json.sort_keys = False
-    app.extensions[EXTENSION_KEY] = ServingState(settings, registry, limits)
+    ServingState(settings, registry, limits).attach(app)
     app.register_blueprint(routes.blueprint)
     _register_hooks(app)
+    with app.app_context():
+        openapi_document()  # generated now, before requests arrive on several threads
     registry.start(settings.background_loading, settings.max_batch_size, settings.max_batch_wait_ms / 1000)
     logger.info("Serving models %s (default %s)", ", ".join(registry.models), default_name)
     return app
 
 
-def build_models(settings: ServerSettings, predictors: Any) -> list[ServedModel]:
+def build_models(
+    settings: ServerSettings, predictors: dict[str, Predictor] | Predictor | None
+) -> list[ServedModel]:
     """The served models: injected predictors first, then configured paths not injected."""
     if predictors is not None and not isinstance(predictors, dict):
         predictors = {settings.default_model or "default": predictors}

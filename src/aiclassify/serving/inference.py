@@ -7,11 +7,10 @@ import binascii
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from aiclassify.serving.errors import ApiError
 from aiclassify.serving.images import ImageLimits, PreparedImage, prepare_image
-from aiclassify.serving.models import ServedModel
+from aiclassify.serving.registry import ServedModel
 
 
 @dataclass(frozen=True)
@@ -32,11 +31,9 @@ class Scored:
     inference_ms: float
 
 
-def decode_b64(value: Any, where: str) -> bytes:
-    """The bytes of a ``{"b64": "..."}`` object (standard or URL-safe alphabet, padding optional)."""
-    if not isinstance(value, dict) or not isinstance(value.get("b64"), str):
-        raise ApiError(400, f'{where}: expected an object {{"b64": "<base64 image>"}}')
-    text = "".join(value["b64"].split())
+def decode_b64(text: str, where: str) -> bytes:
+    """The bytes of base64 ``text`` (standard or URL-safe alphabet, padding optional); 400 if invalid."""
+    text = "".join(text.split())
     text = text.replace("-", "+").replace("_", "/")
     try:
         return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)

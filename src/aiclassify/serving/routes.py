@@ -2,38 +2,50 @@
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
+from spectree import Response
 
-from aiclassify.serving import openapi, tfserving
+from aiclassify.serving import tfserving
+from aiclassify.serving.apispec import NO_KEY, api, openapi_document, responses
 from aiclassify.serving.errors import ApiError
-from aiclassify.serving.explanations import parse_flag
 from aiclassify.serving.inference import Scored, Upload, decode_b64, score_uploads
-from aiclassify.serving.models import ServedModel
+from aiclassify.serving.registry import ServedModel
+from aiclassify.serving.schemas import (
+    Health,
+    OpenApiDocument,
+    PredictForm,
+    PredictJsonRequest,
+    PredictParameters,
+    PredictResponse,
+    Ready,
+)
+from aiclassify.serving.state import serving_state
 
 blueprint = Blueprint("aiclassify", __name__)
 blueprint.register_blueprint(tfserving.blueprint)
 
-FILE_FIELDS = ("file", "files")
-
-
-def _state():
-    return current_app.extensions["aiclassify"]
+RAW_BODY_TYPES = ("image/", "application/octet-stream")
+ERRORS = (400, 401, 404, 413, 415, 422, 500, 503)
 
 
 @blueprint.get("/healthz")
+@api.validate(resp=Response(HTTP_200=(Health, "Alive")), security=NO_KEY)
 def healthz():
     """The process is alive."""
     return jsonify({"status": "ok"})
 
 
 @blueprint.get("/readyz")
+@api.validate(
+    resp=responses(Ready, "Ready", 500, HTTP_503=(Ready, "Not every model is loaded and warmed up")),
+    security=NO_KEY,
+)
 def readyz():
-    """200 when every configured model is loaded and answered its warm-up call, else 503."""
-    registry = _state().registry
+    """Every model is loaded and answered a warm-up call (200), or not yet (503)."""
+    registry = serving_state().registry
     models = {
         name: {"state": m.state, "version": m.version, "error": m.error or None}
         for name, m in registry.models.items()
@@ -43,27 +55,39 @@ def readyz():
 
 
 @blueprint.get("/openapi.json")
+@api.validate(resp=responses(OpenApiDocument, "The OpenAPI 3.1 document", 500), security=NO_KEY)
 def openapi_json():
-    """The OpenAPI 3.1 description of this API."""
-    return jsonify(openapi.spec())
+    """This document: the OpenAPI 3.1 description of the API."""
+    return jsonify(openapi_document())
 
 
 @blueprint.post("/predict")
+@api.validate(
+    query=PredictParameters,
+    json=PredictJsonRequest,
+    form=PredictForm,
+    resp=responses(PredictResponse, "One prediction per image, in order", *ERRORS),
+)
 def predict():
-    """Classify images sent as multipart ``file``/``files``, JSON ``{"images": [{"b64"}]}`` or a raw body."""
+    """Classify images as real or AI-generated.
+
+    Send the images as multipart files in field `file` (repeatable) or `files`, as JSON
+    `{"images": [{"b64": "..."}]}`, or one image as the raw request body with
+    `Content-Type: image/*` or `application/octet-stream`. Parameters are read from the query
+    string, then the form fields, then the JSON keys.
+    """
     started = time.perf_counter()
-    state = _state()
-    body = _json_body()
-    model = state.registry.get(_param("model", body))
-    threshold, point = model.threshold_for(_target_fpr(body), _param("operating_point", body))
-    explain = parse_flag("explain", _param("explain", body))
-    uploads = _collect_uploads(body, state.settings.max_images)
+    state = serving_state()
+    parameters = _parameters()
+    model = state.registry.get(parameters.model)
+    threshold, point = model.threshold_for(parameters.target_fpr, parameters.operating_point)
+    uploads = _collect_uploads(state.settings.max_images)
     scored = score_uploads(model, uploads, state.limits, state.settings.request_timeout_s)
     predictions = [
         _prediction(index, upload, item, model, threshold, point)
         for index, (upload, item) in enumerate(zip(uploads, scored, strict=True))
     ]
-    if explain:
+    if parameters.explain:
         for prediction, item in zip(predictions, scored, strict=True):
             prediction["explanation"] = model.explain(item.image.data)
     return jsonify(
@@ -75,53 +99,27 @@ def predict():
     )
 
 
-def _json_body() -> dict[str, Any] | None:
-    """The JSON object body, None when the request is not JSON; 400 when it is malformed."""
-    if not request.is_json:
-        return None
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ApiError(400, "the request body is not a JSON object")
-    return body
+def _parameters() -> PredictParameters:
+    """The validated parameters: each from the query string, else the form, else the JSON body."""
+    context = request.context
+    sources = [source for source in (context.query, context.form, context.json) if source is not None]
+    values = {}
+    for name in PredictParameters.model_fields:
+        given = (getattr(source, name) for source in sources)
+        values[name] = next((value for value in given if value is not None), None)
+    return PredictParameters.model_construct(**values)
 
 
-def _param(name: str, body: dict[str, Any] | None) -> str | None:
-    """A parameter from the query string, the form or the JSON body."""
-    value = request.args.get(name)
-    if value is None and request.mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        value = request.form.get(name)
-    if value is None and body is not None:
-        value = body.get(name)
-    if value is not None and not isinstance(value, (str, int, float)):
-        raise ApiError(400, f"parameter {name} must be a string or a number")
-    return None if value is None or value == "" else str(value)
-
-
-def _target_fpr(body: dict[str, Any] | None) -> float | None:
-    """``target_fpr`` as a number in (0, 1), or None."""
-    text = _param("target_fpr", body)
-    if text is None:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise ApiError(400, f"target_fpr must be a number, not {text!r}") from None
-    if not (math.isfinite(value) and 0.0 < value < 1.0):
-        raise ApiError(400, f"target_fpr must be between 0 and 1, not {text}")
-    return value
-
-
-def _collect_uploads(body: dict[str, Any] | None, max_images: int) -> list[Upload]:
+def _collect_uploads(max_images: int) -> list[Upload]:
     """The images of the request, in order; 400 when there are none or too many."""
-    if body is not None:
-        images = body.get("images")
-        if not isinstance(images, list):
-            raise ApiError(400, 'no image: the JSON body needs "images": [{"b64": "..."}]')
-        uploads = [Upload(decode_b64(item, f"images[{i}]")) for i, item in enumerate(images)]
-    elif request.mimetype == "multipart/form-data":
-        files = [f for field in FILE_FIELDS for f in request.files.getlist(field)]
-        uploads = [Upload(f.read(), f.filename or None) for f in files]
-    elif request.mimetype.startswith("image/") or request.mimetype == "application/octet-stream":
+    context = request.context
+    if context.json is not None:
+        uploads = [
+            Upload(decode_b64(image.b64, f"images[{i}]")) for i, image in enumerate(context.json.images)
+        ]
+    elif context.form is not None:
+        uploads = [Upload(f.read(), f.filename or None) for f in context.form.file + context.form.files]
+    elif request.mimetype.startswith(RAW_BODY_TYPES):
         uploads = [Upload(request.get_data())]
     else:
         uploads = []
@@ -151,15 +149,15 @@ def _prediction(
     index: int, upload: Upload, item: Scored, model: ServedModel, threshold: float, point: str | None
 ) -> dict[str, Any]:
     """The verdict on one image."""
-    probability = model.calibrate(item.probability)
+    verdict = model.verdict(item.probability, threshold, point)
     return {
         "index": index,
         "filename": upload.filename,
-        "label": model.label(probability, threshold),
-        "probability_ai": probability,
-        "probability_ai_uncalibrated": item.probability,
-        "threshold": threshold,
-        "operating_point": point,
+        "label": verdict.label,
+        "probability_ai": verdict.probability_ai,
+        "probability_ai_uncalibrated": verdict.probability_ai_uncalibrated,
+        "threshold": verdict.threshold,
+        "operating_point": verdict.operating_point,
         "model": {"name": model.name, "version": model.version},
         "width": item.image.width,
         "height": item.image.height,

@@ -13,26 +13,31 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 
+from aiclassify.serving.apispec import api, responses, validate_body
 from aiclassify.serving.errors import ApiError
 from aiclassify.serving.inference import Upload, decode_b64, score_uploads
-from aiclassify.serving.models import ServedModel
+from aiclassify.serving.registry import END, ServedModel
+from aiclassify.serving.schemas import (
+    ModelMetadata,
+    ModelStatus,
+    TFServingPredictRequest,
+    TFServingPredictResponse,
+)
+from aiclassify.serving.state import serving_state
 
 blueprint = Blueprint("tfserving", __name__)
 
 SIGNATURE = "serving_default"  # aiclassify.export.BYTES_SIGNATURE (not imported: it loads TensorFlow)
 INPUT_KEY = "image_bytes"
 OUTPUT_KEY = "probability_ai"
-
-
-def _state():
-    return current_app.extensions["aiclassify"]
+PATH_PARAMETERS = {"name": "the model's name (e.g. faces)", "version": "the model's version"}
 
 
 def _model(name: str, version: str | None, need_loaded: bool) -> ServedModel:
     """The named model at ``version`` (any when None): 404 when there is none, 503 when not loaded."""
-    registry = _state().registry
+    registry = serving_state().registry
     model = registry.get(name) if need_loaded else registry.find(name)
     if version is not None and version != model.version:
         raise ApiError(404, f"Servable not found for request: Specific({name}, {version})")
@@ -41,10 +46,14 @@ def _model(name: str, version: str | None, need_loaded: bool) -> ServedModel:
 
 @blueprint.get("/v1/models/<name>")
 @blueprint.get("/v1/models/<name>/versions/<version>")
+@api.validate(
+    resp=responses(ModelStatus, "The version's state", 401, 404, 500),
+    path_parameter_descriptions=PATH_PARAMETERS,
+)
 def model_status(name: str, version: str | None = None):
-    """TF Serving's GetModelStatus: ``{"model_version_status": [...]}``."""
+    """TensorFlow Serving model status (GetModelStatus)."""
     model = _model(name, version, need_loaded=False)
-    error_code = "OK" if model.state != "END" else "UNKNOWN"
+    error_code = "OK" if model.state != END else "UNKNOWN"
     return jsonify(
         {
             "model_version_status": [
@@ -60,8 +69,17 @@ def model_status(name: str, version: str | None = None):
 
 @blueprint.get("/v1/models/<name>/metadata")
 @blueprint.get("/v1/models/<name>/versions/<version>/metadata")
+@api.validate(
+    resp=responses(ModelMetadata, "Signatures, run metadata and thresholds", 401, 404, 500, 503),
+    path_parameter_descriptions=PATH_PARAMETERS,
+)
 def model_metadata(name: str, version: str | None = None):
-    """TF Serving's GetModelMetadata, plus this server's ``aiclassify`` section."""
+    """TensorFlow Serving model metadata (GetModelMetadata), plus this server's `aiclassify` section.
+
+    The `aiclassify` section has the run's name, architecture, image size and classes, the
+    calibration temperature, default threshold and operating points, and `calibration_source`:
+    the file those were read from.
+    """
     model = _model(name, version, need_loaded=True)
     return jsonify(
         {
@@ -91,46 +109,39 @@ def signature_def() -> dict[str, Any]:
 
 @blueprint.post("/v1/models/<name>:predict")
 @blueprint.post("/v1/models/<name>/versions/<version>:predict")
+@api.validate(
+    json=TFServingPredictRequest,
+    resp=responses(
+        TFServingPredictResponse, "Raw probability_ai per instance", 400, 401, 404, 413, 415, 422, 500, 503
+    ),
+    path_parameter_descriptions=PATH_PARAMETERS,
+)
 def model_predict(name: str, version: str | None = None):
-    """TF Serving's Predict in row (``instances``) or columnar (``inputs``) format."""
+    """TensorFlow Serving Predict, row (`instances`) or columnar (`inputs`) format.
+
+    The body is read as JSON whatever its Content-Type, as TensorFlow Serving does.
+    """
     model = _model(name, version, need_loaded=True)
-    body = _json_object()
-    signature = body.get("signature_name") or SIGNATURE
-    if signature != SIGNATURE:
-        raise ApiError(400, f"signature {signature!r} is not served over REST here; use {SIGNATURE!r}")
-    if ("instances" in body) == ("inputs" in body):
-        raise ApiError(400, 'the request needs exactly one of "instances" and "inputs"')
-    key, values = ("predictions", body["instances"]) if "instances" in body else ("outputs", body["inputs"])
-    uploads = [Upload(data) for data in _instances(values)]
-    settings = _state().settings
-    if len(uploads) > settings.max_images:
-        raise ApiError(400, f"too many instances: {len(uploads)}, at most {settings.max_images}")
-    scored = score_uploads(model, uploads, _state().limits, settings.request_timeout_s)
+    body = _request_body()
+    key = "predictions" if body.instances is not None else "outputs"
+    uploads = [Upload(decode_b64(image.b64, f"instance {i}")) for i, image in enumerate(body.images())]
+    state = serving_state()
+    if not uploads:
+        raise ApiError(400, 'instances must be a non-empty list of {"b64": "..."} objects')
+    if len(uploads) > state.settings.max_images:
+        raise ApiError(400, f"too many instances: {len(uploads)}, at most {state.settings.max_images}")
+    scored = score_uploads(model, uploads, state.limits, state.settings.request_timeout_s)
     return jsonify({key: [item.probability for item in scored]})
 
 
-def _json_object() -> dict[str, Any]:
-    """The body as a JSON object whatever its Content-Type (TF Serving ignores it too)."""
+def _request_body() -> TFServingPredictRequest:
+    """The validated body: spectree's for a JSON request, else the body parsed as JSON here."""
+    if request.context.json is not None:
+        return request.context.json
     try:
         body = json.loads(request.get_data() or b"null")
     except ValueError:
         body = None
     if not isinstance(body, dict):
-        raise ApiError(400, "the request body must be a JSON object")
-    return body
-
-
-def _instances(values: Any) -> list[bytes]:
-    """Image bytes from ``instances``/``inputs``: a list of ``{"b64"}`` or ``{"image_bytes": {"b64"}}``."""
-    if isinstance(values, dict) and INPUT_KEY in values:
-        values = values[INPUT_KEY]  # columnar {"inputs": {"image_bytes": [...]}}
-    if isinstance(values, dict):
-        values = [values]
-    if not isinstance(values, list) or not values:
-        raise ApiError(400, 'instances must be a non-empty list of {"b64": "..."} objects')
-    images = []
-    for index, value in enumerate(values):
-        if isinstance(value, dict) and INPUT_KEY in value:
-            value = value[INPUT_KEY]
-        images.append(decode_b64(value, f"instance {index}"))
-    return images
+        raise ApiError(400, "the request body is not a JSON object")
+    return validate_body(TFServingPredictRequest, body)

@@ -1,10 +1,10 @@
-"""Evaluate a run: ``python -m aiclassify.evaluate --run runs/demo [--data DIR] [--ood NAME=DIR ...]``.
+"""The evaluate command: ``python -m aiclassify.evaluate --run runs/demo [--data DIR] [--ood NAME=DIR ...]``.
 
 ``--cross-filters none,gray_world,srm`` (or ``all``) also scores the test set with the model's input
 filter replaced by each of these filters.
 
-Writes ``report.json``, ``report.md`` and ``figures/`` into the run, and adds ``calibration`` and
-``operating_points`` to its metadata.json.
+Writes ``report.json``, ``report.md``, ``figures/`` and ``calibration.json`` (temperature and operating
+points, which the predictor and the API use) into the run; training's files are never rewritten.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def parse_ood(values: list[str]) -> dict[str, Path]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options of the evaluate command."""
-    from aiclassify.evaluation.robustness import TIERS
+    from aiclassify.evaluate.robustness import TIERS
 
     parser = argparse.ArgumentParser(prog="aiclassify evaluate", description=__doc__)
     parser.add_argument("--run", required=True, type=Path, help="finished run directory")
@@ -53,7 +53,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--grid-images", type=int, default=24, help="test images in the grid figure")
     parser.add_argument("--no-figures", action="store_true", help="skip figures/ (faster)")
     parser.add_argument(
-        "--no-metadata", action="store_true", help="do not add calibration/operating points to metadata.json"
+        "--no-calibration-file",
+        "--no-metadata",
+        dest="no_calibration_file",
+        action="store_true",
+        help="do not write calibration.json (the thresholds the predictor serves stay as they are)",
     )
     return parser.parse_args(argv)
 
@@ -62,9 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the command line, evaluate the run and print where the report is."""
     args = parse_args(argv)
     setup_logging()
-    from aiclassify.evaluation.cross_filter import parse_filters
-    from aiclassify.evaluation.report import REPORT_MD, evaluate_run
-    from aiclassify.runs import RunDirectoryError
+    from aiclassify.evaluate.cross_filter import parse_filters
+    from aiclassify.evaluate.report import evaluate_run
+    from aiclassify.runs import REPORT_MD, RunDirectoryError
 
     tiers = None if args.tiers is None else [t for t in args.tiers.split(",") if t and t != "none"]
     try:
@@ -76,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             tiers=tiers,
             batch_size=args.batch_size,
             grid_images=args.grid_images,
-            update_metadata=not args.no_metadata,
+            write_calibration=not args.no_calibration_file,
             draw_figures=not args.no_figures,
             cross_filters=cross_filters,
         )
@@ -99,7 +103,3 @@ def main(argv: list[str] | None = None) -> int:
             + ", ".join(cells)
         )
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

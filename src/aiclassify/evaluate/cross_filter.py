@@ -9,22 +9,25 @@ same :func:`aiclassify.preprocessing.decode_batch` as serving; only the filter l
 from __future__ import annotations
 
 import logging
+import typing
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from aiclassify import runs
+from aiclassify.config import FilterName
 from aiclassify.data.layouts import Sample
-from aiclassify.evaluation.metrics import accuracy_and_auc
-from aiclassify.evaluation.scoring import RunScorer, load_run_config
+from aiclassify.evaluate.scoring import score_samples
+from aiclassify.metrics import accuracy_and_auc
+from aiclassify.predictor import Predictor, load_run_keras_model
 
 logger = logging.getLogger("aiclassify.evaluate")
 
 
+FILTER_NAMES = typing.get_args(FilterName)
+
+
 def parse_filters(value: str) -> list[str]:
     """Comma-separated filter names (``all``: every filter) as a list, checked against the valid names."""
-    from aiclassify.filters import FILTER_NAMES  # imports TensorFlow
-
     names = (
         list(FILTER_NAMES) if value.strip() == "all" else [n.strip() for n in value.split(",") if n.strip()]
     )
@@ -37,11 +40,7 @@ def parse_filters(value: str) -> list[str]:
 
 
 def cross_filter_section(
-    run_dir: Path,
-    samples: Sequence[Sample],
-    filters: Sequence[str],
-    threshold: float,
-    batch_size: int = 64,
+    predictor: Predictor, samples: Sequence[Sample], filters: Sequence[str], threshold: float
 ) -> dict[str, Any]:
     """Accuracy and ROC-AUC of the run's model on ``samples`` for each test filter in ``filters``.
 
@@ -49,11 +48,10 @@ def cross_filter_section(
     output has a different channel count than the trained layers expect gives a row with
     ``accuracy`` and ``roc_auc`` None and the reason in ``error`` (shown as n/a).
     """
-    from aiclassify.models import load_keras_model, replace_filter
+    from aiclassify.models import replace_filter
 
-    run_dir = Path(run_dir)
-    data = load_run_config(run_dir).data
-    model = load_keras_model(run_dir / runs.MODEL_FILE)
+    data = runs.read_config(predictor.run_dir).data
+    model = load_run_keras_model(predictor.run_dir)
     rows = []
     for name in filters:
         try:
@@ -63,7 +61,7 @@ def cross_filter_section(
             rows[-1]["error"] = str(error)
             logger.info("Cross-filter %-13s n/a: %s", name, error)
             continue
-        scored = RunScorer(run_dir, batch_size, model=swapped).score_samples(f"test+{name}", samples)
+        scored = score_samples(predictor.with_model(swapped), f"test+{name}", samples)
         rows.append({"filter": name, **accuracy_and_auc(scored.labels, scored.probabilities, threshold)})
         logger.info("Cross-filter %-13s accuracy %.4f", name, rows[-1]["accuracy"])
     return {

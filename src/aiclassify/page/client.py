@@ -1,6 +1,6 @@
 """A small HTTP client for the aiclassify inference API (docs/api.md), without TensorFlow.
 
-Every failure is raised as :class:`ApiError` with a message a person can act on: the API is not
+Every failure is raised as :class:`ApiCallError` with a message a person can act on: the API is not
 running, it did not answer in time, or it answered an error (``{"error": "..."}``).
 """
 
@@ -19,7 +19,7 @@ READ_TIMEOUT_S = 60.0
 STRICT_OPERATING_POINT = "fpr_1pct"
 
 
-class ApiError(Exception):
+class ApiCallError(Exception):
     """The API could not be used; ``kind`` is ``unreachable``, ``timeout``, ``http`` or ``invalid``."""
 
     def __init__(self, message: str, kind: str, status: int | None = None):
@@ -87,8 +87,13 @@ class ApiClient:
     ``timeout_s`` defaults to ``AICLASSIFY_API_TIMEOUT_S`` (60 s); the key to ``AICLASSIFY_API_KEY``.
     """
 
-    def __init__(self, base_url: str | None = None, timeout_s: float | None = None,
-                 connect_timeout_s: float = CONNECT_TIMEOUT_S, api_key: str | None = None):
+    def __init__(
+        self,
+        base_url: str | None = None,
+        timeout_s: float | None = None,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        api_key: str | None = None,
+    ):
         self.base_url = (base_url or api_url_from_env()).rstrip("/")
         self.timeout = (connect_timeout_s, timeout_s if timeout_s is not None else timeout_from_env())
         self.session = requests.Session()
@@ -97,18 +102,24 @@ class ApiClient:
             self.session.headers["X-API-Key"] = key
 
     def _request(self, method: str, path: str, ok: tuple[int, ...] = (200,), **kwargs: Any) -> Any:
-        """Send one request and return its JSON body; every failure becomes an :class:`ApiError`."""
+        """Send one request and return its JSON body; every failure becomes an :class:`ApiCallError`."""
         url = f"{self.base_url}{path}"
         try:
             response = self.session.request(method, url, timeout=self.timeout, **kwargs)
         except requests.Timeout:
-            raise ApiError(f"The API at {self.base_url} did not answer within {self.timeout[1]:g} s "
-                           "(it may be overloaded or still starting).", "timeout") from None
+            raise ApiCallError(
+                f"The API at {self.base_url} did not answer within {self.timeout[1]:g} s "
+                "(it may be overloaded or still starting).",
+                "timeout",
+            ) from None
         except requests.ConnectionError:
-            raise ApiError(f"Cannot reach the API at {self.base_url}: is it running? "
-                           "Start it with `make serve` (or `make app`).", "unreachable") from None
+            raise ApiCallError(
+                f"Cannot reach the API at {self.base_url}: is it running? "
+                "Start it with `make serve` (or `make app`).",
+                "unreachable",
+            ) from None
         except requests.RequestException as error:
-            raise ApiError(f"Request to {url} failed: {error}", "unreachable") from None
+            raise ApiCallError(f"Request to {url} failed: {error}", "unreachable") from None
         try:
             body = response.json()
         except ValueError:
@@ -116,9 +127,13 @@ class ApiClient:
         if response.status_code not in ok:
             detail = body.get("error") if isinstance(body, dict) else None
             detail = detail or (response.text[:200].strip() or response.reason)
-            raise ApiError(f"The API answered {response.status_code}: {detail}", "http", response.status_code)
+            raise ApiCallError(
+                f"The API answered {response.status_code}: {detail}", "http", response.status_code
+            )
         if not isinstance(body, dict):
-            raise ApiError(f"The API at {url} did not answer JSON (is AICLASSIFY_API_URL right?).", "invalid")
+            raise ApiCallError(
+                f"The API at {url} did not answer JSON (is AICLASSIFY_API_URL right?).", "invalid"
+            )
         return body
 
     def models(self) -> list[ModelInfo]:
@@ -126,11 +141,16 @@ class ApiClient:
         body = self._request("GET", "/readyz", ok=(200, 503))
         models = body.get("models")
         if not isinstance(models, dict):
-            raise ApiError(f"{self.base_url}/readyz did not list any models.", "invalid")
+            raise ApiCallError(f"{self.base_url}/readyz did not list any models.", "invalid")
         return [
-            ModelInfo(name=name, state=str(info.get("state") or "UNKNOWN"), version=info.get("version"),
-                      error=info.get("error"))
-            for name, info in models.items() if isinstance(info, dict)
+            ModelInfo(
+                name=name,
+                state=str(info.get("state") or "UNKNOWN"),
+                version=info.get("version"),
+                error=info.get("error"),
+            )
+            for name, info in models.items()
+            if isinstance(info, dict)
         ]
 
     def metadata(self, name: str) -> dict[str, Any]:
@@ -146,18 +166,32 @@ class ApiClient:
             if model.available:
                 try:
                     model.details = self.metadata(model.name)
-                except ApiError:
+                except ApiCallError:
                     model.details = {}
         return models
 
-    def predict(self, files: list[tuple[str, bytes]], model: str | None = None,
-                operating_point: str | None = None, explain: bool = False) -> dict[str, Any]:
+    def predict(
+        self,
+        files: list[tuple[str, bytes]],
+        model: str | None = None,
+        operating_point: str | None = None,
+        explain: bool = False,
+    ) -> dict[str, Any]:
         """``POST /predict`` with ``files`` as (file name, content) pairs; the API's JSON answer.
 
         ``explain`` asks for a Grad-CAM overlay with each prediction (``explanation``).
         """
-        params = {key: value for key, value in (("model", model), ("operating_point", operating_point),
-                                                ("explain", "true" if explain else None)) if value}
-        multipart = [("file", (name, content, mimetypes.guess_type(name)[0] or "application/octet-stream"))
-                     for name, content in files]
+        params = {
+            key: value
+            for key, value in (
+                ("model", model),
+                ("operating_point", operating_point),
+                ("explain", "true" if explain else None),
+            )
+            if value
+        }
+        multipart = [
+            ("file", (name, content, mimetypes.guess_type(name)[0] or "application/octet-stream"))
+            for name, content in files
+        ]
         return self._request("POST", "/predict", params=params, files=multipart)

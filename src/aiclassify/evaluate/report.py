@@ -1,4 +1,4 @@
-"""Evaluate a finished run: write ``report.json``, ``report.md`` and ``figures/``, update metadata."""
+"""Evaluate a finished run: write ``report.json``, ``report.md``, ``figures/`` and ``calibration.json``."""
 
 from __future__ import annotations
 
@@ -11,25 +11,22 @@ from typing import Any
 import numpy as np
 
 from aiclassify import runs
-from aiclassify.evaluation import figures
-from aiclassify.evaluation.calibration import (
+from aiclassify.calibration import (
     apply_temperature,
     calibration_summary,
     expected_calibration_error,
     reliability_curve,
 )
-from aiclassify.evaluation.cross_filter import cross_filter_section
-from aiclassify.evaluation.markdown import render_markdown
-from aiclassify.evaluation.metrics import accuracy_and_auc, classification_summary
-from aiclassify.evaluation.operating_points import choose_operating_points, rates
-from aiclassify.evaluation.robustness import TIER_LABELS, TIERS
-from aiclassify.evaluation.scoring import RunScorer, ScoredSet, evaluation_splits, folder_samples
+from aiclassify.evaluate import figures
+from aiclassify.evaluate.cross_filter import cross_filter_section
+from aiclassify.evaluate.markdown import render_markdown
+from aiclassify.evaluate.operating_points import choose_operating_points, rates
+from aiclassify.evaluate.robustness import TIER_LABELS, TIERS
+from aiclassify.evaluate.scoring import ScoredSet, evaluation_splits, folder_samples, score_samples
+from aiclassify.metrics import accuracy_and_auc, classification_summary
+from aiclassify.predictor import Predictor
 
 logger = logging.getLogger("aiclassify.evaluate")
-
-REPORT_JSON = "report.json"
-REPORT_MD = "report.md"
-FIGURES_DIR = "figures"
 
 
 def evaluate_run(
@@ -39,7 +36,7 @@ def evaluate_run(
     tiers: Sequence[str] | None = None,
     batch_size: int = 64,
     grid_images: int = 24,
-    update_metadata: bool = True,
+    write_calibration: bool = True,
     draw_figures: bool = True,
     cross_filters: Sequence[str] | None = None,
 ) -> dict[str, Any]:
@@ -47,15 +44,17 @@ def evaluate_run(
 
     With ``cross_filters`` (filter names), the test split is also scored with the model's input
     filter replaced by each of them (the report's ``cross_filter`` section, see
-    :mod:`aiclassify.evaluation.cross_filter`).
+    :mod:`aiclassify.evaluate.cross_filter`).
 
     Writes ``report.json``, ``report.md`` and ``figures/*.png`` into ``run_dir`` and, unless
-    ``update_metadata`` is false, adds ``calibration`` and ``operating_points`` to its metadata.json.
+    ``write_calibration`` is false, ``calibration.json`` (the temperature and operating points the
+    predictor serves). Training's files are only read. Scores are pixels only: image metadata
+    never reaches the model.
     """
     run_dir = Path(run_dir)
     started = time.perf_counter()
-    scorer = RunScorer(run_dir, batch_size)
-    metadata = scorer.metadata
+    predictor = Predictor.load(run_dir, batch_size)
+    metadata = predictor.metadata
     threshold = float(metadata["threshold"])
     root, splits = evaluation_splits(run_dir, data_dir)
     logger.info(
@@ -64,8 +63,8 @@ def evaluate_run(
         len(splits["test"]),
         root,
     )
-    validation = scorer.score_samples("validation", splits["validation"])
-    test = scorer.score_samples("test", splits["test"])
+    validation = score_samples(predictor, "validation", splits["validation"])
+    test = score_samples(predictor, "test", splits["test"])
 
     calibration = calibration_summary(validation.labels, validation.probabilities)
     temperature = calibration["temperature"]
@@ -98,32 +97,33 @@ def evaluate_run(
             {**point, "test": rates(test.labels, calibrated["test"], point["threshold"])} for point in points
         ],
     }
-    report["robustness"] = _robustness(scorer, splits["test"], test, threshold, tiers)
+    report["robustness"] = _robustness(predictor, splits["test"], test, threshold, tiers)
     if cross_filters:
-        report["cross_filter"] = cross_filter_section(
-            run_dir, splits["test"], cross_filters, threshold, batch_size
-        )
+        report["cross_filter"] = cross_filter_section(predictor, splits["test"], cross_filters, threshold)
     report["ood"] = {
-        name: {"root": str(path), **_ood_summary(scorer, name, Path(path), threshold)}
+        name: {"root": str(path), **_ood_summary(predictor, name, Path(path), threshold)}
         for name, path in (ood or {}).items()
     }
     report["figures"] = (
         _draw_figures(run_dir, report, test, calibrated["test"], points, grid_images) if draw_figures else {}
     )
     report["evaluation_seconds"] = round(time.perf_counter() - started, 1)
-    runs.write_json(run_dir / REPORT_JSON, report)
-    (run_dir / REPORT_MD).write_text(render_markdown(report))
-    if update_metadata:
-        write_calibration_metadata(run_dir, calibration, points)
+    runs.write_json(run_dir / runs.REPORT_JSON, report)
+    (run_dir / runs.REPORT_MD).write_text(render_markdown(report))
+    if write_calibration:
+        write_calibration_file(run_dir, calibration, points, report["evaluated"])
     logger.info(
-        "Wrote %s and %s in %.1f s", run_dir / REPORT_JSON, run_dir / REPORT_MD, report["evaluation_seconds"]
+        "Wrote %s and %s in %.1f s",
+        run_dir / runs.REPORT_JSON,
+        run_dir / runs.REPORT_MD,
+        report["evaluation_seconds"],
     )
     return report
 
 
 def load_report(run_dir: Path, evaluate_if_missing: bool = False) -> dict[str, Any]:
     """The report.json of an evaluated run (evaluating it first if asked and it has none)."""
-    path = Path(run_dir) / REPORT_JSON
+    path = Path(run_dir) / runs.REPORT_JSON
     if not path.is_file():
         if not evaluate_if_missing:
             raise FileNotFoundError(f"{path} not found: run python -m aiclassify.evaluate --run {run_dir}")
@@ -136,16 +136,23 @@ def figure_paths(run_dir: Path, report: Mapping[str, Any]) -> dict[str, Path]:
     return {name: Path(run_dir) / relative for name, relative in report["figures"].items()}
 
 
-def write_calibration_metadata(run_dir: Path, calibration: Mapping[str, Any], points: Sequence[dict]) -> None:
-    """Add ``calibration`` and ``operating_points`` to metadata.json (atomically, keeping other keys)."""
-    metadata = runs.read_metadata(run_dir)
-    metadata["calibration"] = {
-        key: calibration[key] for key in ("temperature", "ece_before", "ece_after", "fitted_on")
-    }
-    metadata["operating_points"] = [
-        {key: point[key] for key in ("name", "target_fpr", "threshold", "fpr", "tpr")} for point in points
-    ]
-    runs.write_json(Path(run_dir) / runs.METADATA_FILE, metadata)
+def write_calibration_file(
+    run_dir: Path, calibration: Mapping[str, Any], points: Sequence[dict], evaluated: str
+) -> Path:
+    """Write ``calibration.json``: the temperature and operating points fitted on validation."""
+    path = Path(run_dir) / runs.CALIBRATION_FILE
+    runs.write_json(
+        path,
+        {
+            **{key: calibration[key] for key in ("temperature", "ece_before", "ece_after", "fitted_on")},
+            "operating_points": [
+                {key: point[key] for key in ("name", "target_fpr", "threshold", "fpr", "tpr")}
+                for point in points
+            ],
+            "evaluated": evaluated,
+        },
+    )
+    return path
 
 
 def _training_summary(run_dir: Path) -> dict[str, Any]:
@@ -155,7 +162,7 @@ def _training_summary(run_dir: Path) -> dict[str, Any]:
 
 
 def _robustness(
-    scorer: RunScorer, samples: list, clean: ScoredSet, threshold: float, tiers: Sequence[str] | None
+    predictor: Predictor, samples: list, clean: ScoredSet, threshold: float, tiers: Sequence[str] | None
 ) -> list[dict[str, Any]]:
     names = list(TIERS) if tiers is None else ["clean", *[t for t in tiers if t != "clean"]]
     unknown = sorted(set(names) - set(TIERS))
@@ -163,7 +170,7 @@ def _robustness(
         raise ValueError(f"Unknown robustness tier(s) {unknown}. Valid tiers: {list(TIERS)}")
     rows = []
     for name in names:
-        scored = clean if TIERS[name] is None else scorer.score_samples(name, samples, TIERS[name])
+        scored = clean if TIERS[name] is None else score_samples(predictor, name, samples, TIERS[name])
         rows.append(
             {
                 "tier": name,
@@ -175,11 +182,11 @@ def _robustness(
     return rows
 
 
-def _ood_summary(scorer: RunScorer, name: str, path: Path, threshold: float) -> dict[str, Any]:
+def _ood_summary(predictor: Predictor, name: str, path: Path, threshold: float) -> dict[str, Any]:
     samples = folder_samples(path)
     if not samples:
         raise ValueError(f"--ood {name}: no readable images under {path}")
-    scored = scorer.score_samples(name, samples)
+    scored = score_samples(predictor, name, samples)
     summary = classification_summary(scored.labels, scored.probabilities, threshold)
     summary["mean_probability_ai"] = float(np.mean(scored.probabilities))
     return summary
@@ -193,12 +200,10 @@ def _draw_figures(
     points: Sequence[dict],
     grid_images: int,
 ) -> dict[str, str]:
-    from aiclassify.training import read_history
-
-    folder = run_dir / FIGURES_DIR
+    folder = run_dir / runs.FIGURES_DIR
     threshold = report["threshold"]
     drawn: dict[str, Path] = {}
-    history = read_history(run_dir)
+    history = runs.read_history(run_dir)
     if history:
         drawn["training_curves"] = figures.training_curves(history, folder / "training_curves.png")
     if len(np.unique(test.labels)) == 2:

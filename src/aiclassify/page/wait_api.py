@@ -1,8 +1,8 @@
 """Wait until the API has settled: every model loaded (or failed), for ``make app``. Standard library only.
 
-Usage: ``python app/wait_api.py http://127.0.0.1:8000 [--timeout 180] [--pid PID]``. Exits 0 when
-``/readyz`` reports no model still loading, 1 when the server process ``PID`` died or the time ran
-out. Prints each model's state.
+Usage: ``python -m aiclassify.page.wait_api http://127.0.0.1:8000 [--timeout 180] [--pid PID]``.
+Exits 0 when ``/readyz`` reports no model still loading, 1 when the server process ``PID`` died or
+the time ran out. Prints each model's state.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from PIL import Image
 from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay
 
 from aiclassify import LABEL_NAMES
-from aiclassify.evaluation.calibration import ReliabilityCurve
+from aiclassify.calibration import ReliabilityCurve
 
 DPI = 110
 

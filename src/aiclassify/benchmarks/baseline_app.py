@@ -1,4 +1,4 @@
-"""The seed-style baseline that ``bench_serve.py`` compares the API against: what the published
+"""The seed-style baseline that the serving benchmark compares the API against: what the published
 application did, kept only as a benchmark reference (never serve it).
 
 Each request's upload is saved to a temporary directory on disk, read back with
@@ -6,8 +6,8 @@ Each request's upload is saved to a temporary directory on disk, read back with
 and ``keras.utils.img_to_array``, and scored with one ``model.predict`` call on ``model.keras``:
 no batching across requests, no validation beyond what Pillow does.
 
-    BASELINE_MODEL=runs/demo/model.keras gunicorn --pythonpath scripts --bind 127.0.0.1:8001 \\
-        --workers 1 --threads 8 --timeout 120 'baseline_app:create_app()'
+    BASELINE_MODEL=runs/demo/model.keras gunicorn --bind 127.0.0.1:8001 --workers 1 --threads 8 \\
+        --timeout 120 'aiclassify.benchmarks.baseline_app:create_app()'
 """
 
 from __future__ import annotations

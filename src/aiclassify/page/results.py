@@ -15,12 +15,23 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from app.client import ApiClient, ApiError
+from aiclassify.page.client import ApiCallError, ApiClient
 
 SUPPORTED_TYPES = ("jpg", "jpeg", "png", "webp", "bmp")
 VERDICTS = {"ai-generated": "AI-generated", "real": "Real"}
-TABLE_COLUMNS = ("file", "verdict", "probability_ai", "threshold", "operating_point", "model",
-                 "model_version", "width", "height", "format", "error")
+TABLE_COLUMNS = (
+    "file",
+    "verdict",
+    "probability_ai",
+    "threshold",
+    "operating_point",
+    "model",
+    "model_version",
+    "width",
+    "height",
+    "format",
+    "error",
+)
 
 
 @dataclass
@@ -86,14 +97,21 @@ def overlay_from_prediction(prediction: dict[str, Any]) -> bytes | None:
         return None
 
 
-def _predict_one(client: ApiClient, name: str, content: bytes, model: str | None,
-                 operating_point: str | None, explain: bool) -> ResultRow:
+def _predict_one(
+    client: ApiClient,
+    name: str,
+    content: bytes,
+    model: str | None,
+    operating_point: str | None,
+    explain: bool,
+) -> ResultRow:
     """One file's row; with ``explain``, a model that cannot explain is scored without an overlay."""
     try:
-        body = client.predict([(name, content)], model=model, operating_point=operating_point,
-                              explain=explain)
+        body = client.predict(
+            [(name, content)], model=model, operating_point=operating_point, explain=explain
+        )
         return row_from_prediction(name, body["predictions"][0])
-    except ApiError as error:
+    except ApiCallError as error:
         if not (explain and error.status == 422 and "explanations need" in error.message):
             raise
         body = client.predict([(name, content)], model=model, operating_point=operating_point)
@@ -109,7 +127,7 @@ def score_files(
     operating_point: str | None = None,
     progress: Callable[[int, int, str], None] | None = None,
     explain: bool = False,
-) -> tuple[list[ResultRow], ApiError | None]:
+) -> tuple[list[ResultRow], ApiCallError | None]:
     """Score ``files`` ((name, content) pairs) one request each; the rows, in order, and a fatal error.
 
     A file the API rejects (unreadable, unsupported, too large) gets a row with its ``error`` and the
@@ -119,7 +137,7 @@ def score_files(
     (``ResultRow.overlay_png``); a model that cannot explain leaves ``overlay_note`` instead.
     """
     rows: list[ResultRow] = []
-    fatal: ApiError | None = None
+    fatal: ApiCallError | None = None
     total = len(files)
     for done, (name, content) in enumerate(files, start=1):
         if fatal is not None:
@@ -129,7 +147,7 @@ def score_files(
         else:
             try:
                 rows.append(_predict_one(client, name, content, model, operating_point, explain))
-            except ApiError as error:
+            except ApiCallError as error:
                 rows.append(ResultRow(file=name, error=error.message))
                 if error.api_unusable:
                     fatal = error

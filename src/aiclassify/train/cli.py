@@ -1,4 +1,4 @@
-"""Train a model from a config: ``python -m aiclassify.train --config faces.yaml``."""
+"""The train command: ``python -m aiclassify.train --config faces.yaml [--set key=value ...]``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from aiclassify.config import load_config
 from aiclassify.logs import setup_logging
+from aiclassify.runs import RunDirectoryError
+from aiclassify.train.trainer import train
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -30,19 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the command line and start (or resume) the run."""
     args = parse_args(argv)
     setup_logging()
-    from aiclassify.config import load_config
-    from aiclassify.runs import RunDirectoryError
-
     try:
         config = load_config(args.config, args.overrides)
-        from aiclassify.training import run
-
-        run(config, args.workdir or Path("runs") / config.name, overwrite=args.overwrite)
+        train(config, args.workdir or Path("runs") / config.name, overwrite=args.overwrite)
     except (ValueError, FileNotFoundError, RunDirectoryError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,6 @@
-"""Calibration: expected calibration error, reliability curves and temperature scaling.
+"""Calibration: temperature scaling, expected calibration error and reliability curves.
+
+The one home of calibration: evaluation fits the temperature, the predictor applies it.
 
 Everything here works on P(AI-generated) for binary labels (1 = AI-generated). Temperature scaling
 divides the model's logit by a single fitted temperature ``T``: ``sigmoid(logit(p) / T)``; ``T > 1``
@@ -34,12 +36,20 @@ def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarr
     return sigmoid(logit(probabilities) / float(temperature))
 
 
-def read_temperature(metadata: dict) -> float:
-    """``calibration.temperature`` from a run's metadata, 1.0 when the run is not calibrated."""
-    temperature = float((metadata.get("calibration") or {}).get("temperature", 1.0))
-    if not np.isfinite(temperature) or temperature <= 0:
-        raise ValueError(f"calibration.temperature must be a positive number. Received: {temperature}")
-    return temperature
+def calibrate(probabilities: np.ndarray | float, temperature: float) -> np.ndarray | float:
+    """``sigmoid(logit(p) / temperature)``, and ``p`` itself (not clipped) when the temperature is 1."""
+    if temperature == 1.0:
+        return probabilities
+    calibrated = apply_temperature(probabilities, temperature)
+    return float(calibrated) if np.ndim(probabilities) == 0 else calibrated
+
+
+def check_temperature(temperature: float) -> float:
+    """``temperature`` as a float; ValueError unless it is a positive finite number."""
+    value = float(temperature)
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"The temperature must be a positive number. Received: temperature={temperature!r}")
+    return value
 
 
 def _nll(labels: np.ndarray, logits: np.ndarray) -> float:

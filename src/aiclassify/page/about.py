@@ -65,8 +65,10 @@ def operating_points(details: dict[str, Any]) -> str:
     for point in details.get("operating_points") or []:
         if isinstance(point, dict) and point.get("name"):
             threshold = point.get("threshold")
-            parts.append(f"{point['name']}"
-                         + (f" (threshold {threshold:.3g})" if isinstance(threshold, (int, float)) else ""))
+            parts.append(
+                f"{point['name']}"
+                + (f" (threshold {threshold:.3g})" if isinstance(threshold, (int, float)) else "")
+            )
     return ", ".join(parts) or "none reported"
 
 
@@ -75,8 +77,11 @@ def model_summary(name: str, details: dict[str, Any]) -> list[tuple[str, str]]:
     architecture = details.get("architecture") or "unknown"
     size = details.get("image_size")
     return [
-        ("Model", f"{name} — run {details.get('run') or 'unknown'}, architecture {architecture}"
-                  + (f", {size}x{size} px input" if size else "")),
+        (
+            "Model",
+            f"{name} — run {details.get('run') or 'unknown'}, architecture {architecture}"
+            + (f", {size}x{size} px input" if size else ""),
+        ),
         ("Trained on", training_data(details)),
         ("Measured accuracy", accuracy(details)),
         ("Thresholds", operating_points(details)),

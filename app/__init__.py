@@ -1,1 +1,0 @@
-"""The Streamlit upload page and its TensorFlow-free helpers (API client, results table)."""

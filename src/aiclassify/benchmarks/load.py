@@ -1,0 +1,136 @@
+"""The HTTP load of the serving benchmark, its statistics, and the images it sends.
+
+The load client never imports TensorFlow: it sends multipart ``POST /predict`` requests over
+keep-alive ``http.client`` connections, one per client thread, and times them.
+"""
+
+from __future__ import annotations
+
+import http.client
+import math
+import statistics
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
+BOUNDARY = "aiclassify-bench-3f1c"
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) with linear interpolation, as numpy's default; NaN if empty."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def summarize(latencies_s: list[float], errors: list[str], wall_s: float) -> dict:
+    """Latency percentiles (ms), throughput (successful requests/s) and error count of one load."""
+    return {
+        "requests": len(latencies_s) + len(errors),
+        "errors": len(errors),
+        "error_examples": sorted(set(errors))[:5],
+        "p50_ms": percentile(latencies_s, 50) * 1000,
+        "p95_ms": percentile(latencies_s, 95) * 1000,
+        "p99_ms": percentile(latencies_s, 99) * 1000,
+        "mean_ms": statistics.fmean(latencies_s) * 1000 if latencies_s else math.nan,
+        "throughput_rps": len(latencies_s) / wall_s if wall_s > 0 else math.nan,
+        "wall_s": wall_s,
+    }
+
+
+def multipart_body(image: bytes, filename: str, boundary: str = BOUNDARY) -> bytes:
+    """A ``multipart/form-data`` body with ``image`` in field ``file``, parts split by ``boundary``."""
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n"
+    )
+    return head.encode() + image + f"\r\n--{boundary}--\r\n".encode()
+
+
+def run_load(port: int, images: list[bytes], total: int, concurrency: int, timeout_s: float = 60) -> dict:
+    """Send ``total`` requests from ``concurrency`` threads (one keep-alive connection each).
+
+    Each request gets its own multipart boundary, as curl and requests do: Werkzeug compiles its
+    parser's regular expressions per boundary, so a fixed one would flatter the server.
+    """
+    lock, issued = threading.Lock(), [0]
+
+    def client() -> tuple[list[float], list[str], list[float]]:
+        """One client thread: requests until ``total`` are issued; latencies, errors, server times."""
+        latencies, errors, server_ms, connection = [], [], [], None
+        while True:
+            with lock:
+                index, issued[0] = issued[0], issued[0] + 1
+            if index >= total:
+                break
+            started = time.perf_counter()
+            try:
+                if connection is None:
+                    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
+                boundary = f"{BOUNDARY}-{time.monotonic_ns():x}-{index}"
+                which = index % len(images)
+                body = multipart_body(images[which], f"bench-{which}.jpg", boundary)
+                connection.request(
+                    "POST",
+                    "/predict",
+                    body=body,
+                    headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+                )
+                response = connection.getresponse()
+                payload = response.read()
+                if response.status == 200 and b'"predictions"' in payload:
+                    latencies.append(time.perf_counter() - started)
+                    if response.getheader("X-Latency-Ms"):
+                        server_ms.append(float(response.getheader("X-Latency-Ms")))
+                else:
+                    errors.append(f"HTTP {response.status}: {payload[:120]!r}")
+                if response.will_close:
+                    connection.close()
+                    connection = None
+            except (OSError, http.client.HTTPException) as error:
+                errors.append(f"{type(error).__name__}: {error}")
+                if connection is not None:
+                    connection.close()
+                connection = None
+        if connection is not None:
+            connection.close()
+        return latencies, errors, server_ms
+
+    cpu_started, started = time.process_time(), time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        outcomes = [f.result() for f in [pool.submit(client) for _ in range(concurrency)]]
+    wall = time.perf_counter() - started
+    summary = summarize([x for o in outcomes for x in o[0]], [e for o in outcomes for e in o[1]], wall)
+    summary["client_cpu_fraction"] = (time.process_time() - cpu_started) / wall
+    summary["server_p50_ms"] = percentile([x for o in outcomes for x in o[2]], 50)  # X-Latency-Ms
+    return summary
+
+
+def demo_images(count: int, size: int) -> list[bytes]:
+    """``count`` distinct demo JPEGs of ``size`` pixels, alternating real and AI-generated."""
+    import numpy as np
+
+    from aiclassify.data.demo import render
+
+    return [render(i % 2, size, np.random.default_rng([7, i])) for i in range(count)]
+
+
+def image_files(folder: Path, count: int) -> list[bytes]:
+    """The first ``count`` images (JPEG, PNG, WebP, BMP) of ``folder`` and its subfolders, by path,
+    repeated in turn when there are fewer."""
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not paths:
+        raise SystemExit(f"error: no images under {folder}")
+    return [paths[i % len(paths)].read_bytes() for i in range(count)]
+
+
+def upload_images(image_dir: Path | None, image_size: int, count: int) -> list[bytes]:
+    """The images sent: ``count`` from ``image_dir`` when given, else demo JPEGs of ``image_size`` pixels."""
+    if image_dir:
+        return image_files(image_dir, count)
+    return demo_images(count, image_size)

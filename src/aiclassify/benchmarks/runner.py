@@ -1,0 +1,146 @@
+"""One whole serving benchmark: start the servers and the forward reference, load each level, collect."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from aiclassify.benchmarks.forward import ForwardReference, reference_between
+from aiclassify.benchmarks.load import run_load, upload_images
+from aiclassify.benchmarks.report import git_commit, goal_rows, machine, ratio_rows
+from aiclassify.benchmarks.servers import Server, api_server, baseline_server
+
+DEFAULT_THREADS = 32  # as `make serve`: measured best on 2 cores (docs/performance.md)
+RUN_FILES = ("metadata.json", "saved_model", "model.keras")
+
+
+@dataclass
+class BenchmarkOptions:
+    """What to measure and how; the fields mirror the options of ``scripts/bench_serve.py``.
+
+    ``baseline_requests`` defaults to a tenth of ``requests`` (at least 50), ``image_size`` to the
+    model's input; ``workdir`` is where the servers run and the git commit is read (default: the
+    current folder).
+    """
+
+    run: Path
+    requests: int = 2000
+    baseline_requests: int | None = None
+    levels: list[int] = field(default_factory=lambda: [1, 8, 32])
+    threads: int = DEFAULT_THREADS
+    workers: int = 1
+    warmup: int = 64
+    images: int = 64
+    image_size: int | None = None
+    image_dir: Path | None = None
+    forward_repeats: int = 200
+    forward_seconds: float = 5.0
+    baseline: bool = True
+    workdir: Path | None = None
+
+    def __post_init__(self):
+        """Fill in the default baseline request count."""
+        self.baseline_requests = self.baseline_requests or max(50, self.requests // 10)
+
+
+def missing_run_files(run: Path) -> list[str]:
+    """The files a benchmarked run needs (metadata, SavedModel, ``model.keras``) that ``run`` lacks."""
+    return [name for name in RUN_FILES if not (run / name).exists()]
+
+
+def run_levels(
+    options: BenchmarkOptions,
+    servers: dict[str, Server],
+    forward: ForwardReference,
+    images: list[bytes],
+    references: list[dict],
+    loads: list[dict],
+) -> None:
+    """Per concurrency level: a reference measurement, then the API's load, then the baseline's."""
+    references.append(forward.measure(f"before c={options.levels[0]}"))
+    for concurrency in options.levels:
+        level = []
+        for name, server in servers.items():
+            total = options.requests if name == "api" else options.baseline_requests
+            run_load(server.port, images, options.warmup, concurrency)
+            cpu_before = server.cpu_seconds()
+            load = run_load(server.port, images, total, concurrency)
+            load["server_cpu_fraction"] = (server.cpu_seconds() - cpu_before) / load["wall_s"]
+            load.update(server=name, concurrency=concurrency, loadavg_1m=os.getloadavg()[0])
+            level.append(load)
+            print(
+                f"{name:<8} c={concurrency:<3} {load['requests']} requests, {load['errors']} errors, "
+                f"p50 {load['p50_ms']:.1f} ms, {load['throughput_rps']:.1f} req/s",
+                flush=True,
+            )
+        references.append(forward.measure(f"after c={concurrency}"))
+        for load in level:
+            load["reference"] = reference_between(references[-2], references[-1])
+        loads += level
+
+
+def run_benchmark(options: BenchmarkOptions) -> dict:
+    """Run the benchmark on ``options.run`` (which must have :data:`RUN_FILES`); the results.
+
+    Both servers and the forward reference process are stopped at the end, also on errors and
+    Ctrl-C (the ``KeyboardInterrupt`` is raised again). The results hold ``date``, ``machine``,
+    ``commit``, ``settings``, ``reference`` (forward measurements), ``loads``, ``ratios`` and ``goals``.
+    """
+    run = options.run
+    image_size = int(json.loads((run / "metadata.json").read_text())["image_size"])
+    options.image_size = options.image_size or image_size
+    images = upload_images(options.image_dir, options.image_size, options.images)
+    servers = {"api": api_server(run, options.threads, options.workers, options.workdir)}
+    if options.baseline:
+        servers["baseline"] = baseline_server(run, options.threads, options.workers, options.workdir)
+    settings = {
+        "run": str(run),
+        "model_input": image_size,
+        "uploads": str(options.image_dir) if options.image_dir else f"demo JPEGs, {options.image_size} px",
+        "upload_bytes_mean": statistics.fmean(len(image) for image in images),
+        "levels": options.levels,
+        "requests": options.requests,
+        "baseline_requests": options.baseline_requests,
+        "warmup": options.warmup,
+        "gunicorn": f"--workers {options.workers} --threads {options.threads}",
+        "max_batch_size": os.environ.get("AICLASSIFY_MAX_BATCH_SIZE", "32"),
+        "max_batch_wait_ms": os.environ.get("AICLASSIFY_MAX_BATCH_WAIT_MS", "5"),
+        "forward_repeats": options.forward_repeats,
+        "forward_seconds": options.forward_seconds,
+        "client": "Python threads, one keep-alive http.client connection each, "
+        "a new multipart boundary per request",
+    }
+    references, loads, forward = [], [], None
+    try:
+        for server in servers.values():
+            server.start()
+        forward = ForwardReference(
+            run,
+            options.image_size,
+            options.forward_repeats,
+            options.forward_seconds,
+            image_dir=options.image_dir,
+            workdir=options.workdir,
+        )
+        for server in servers.values():
+            server.wait_ready()
+        run_levels(options, servers, forward, images, references, loads)
+    finally:
+        if forward is not None:
+            forward.close()
+        for server in servers.values():
+            server.stop()
+    return {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "commit": git_commit(options.workdir),
+        "settings": settings,
+        "reference": references,
+        "loads": loads,
+        "ratios": ratio_rows(loads),
+        "goals": goal_rows(loads),
+    }

@@ -1,0 +1,349 @@
+"""The one inference path: encoded images in, calibrated verdicts out.
+
+A :class:`Predictor` loads a run directory (or a bare SavedModel), scores encoded image bytes
+through the exported ``serving_default`` signature (which decodes and resizes with
+:mod:`aiclassify.preprocessing`), applies the run's calibration and decision thresholds and
+labels. The predict command, the API, evaluation and explanations all use it, so they cannot
+drift apart.
+
+Thresholds come from the files of their one writer each: the default decision threshold from
+training's ``metadata.json``, the temperature and operating points from evaluation's
+``calibration.json``. :attr:`Predictor.calibration_source` says which file they were read from.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aiclassify import LABEL_NAMES, runs
+from aiclassify.calibration import calibrate, check_temperature
+
+logger = logging.getLogger(__name__)
+
+ScoreFunction = Callable[[list[bytes]], Sequence[float]]
+LEGACY_CALIBRATION_SOURCE = f"{runs.METADATA_FILE} (written by an older evaluate)"
+
+
+class UnknownOperatingPointError(ValueError):
+    """A caller asked for an operating point the model does not have."""
+
+
+class ExplanationUnavailableError(ValueError):
+    """The model cannot explain its predictions (it was not loaded from a run with ``model.keras``)."""
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """A threshold on the calibrated probability, chosen on validation for a target false-positive rate."""
+
+    name: str
+    target_fpr: float | None
+    threshold: float
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The decision on one image."""
+
+    label: str
+    probability_ai: float  # calibrated
+    probability_ai_uncalibrated: float
+    threshold: float  # label is ai-generated when probability_ai >= threshold
+    operating_point: str | None  # None: the run's default threshold
+
+
+@dataclass(frozen=True)
+class FilePrediction:
+    """The verdict on one image file, or why there is none."""
+
+    path: str
+    label: str | None
+    probability_ai: float | None
+    error: str | None = None
+    threshold: float | None = None
+    operating_point: str | None = None
+
+
+def read_calibration(run_dir: Path, metadata: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """Evaluation's calibration of a run and the file it came from (``({}, None)``: not evaluated).
+
+    Runs evaluated before ``calibration.json`` existed kept it inside ``metadata.json``; it is
+    read from there, and the source says so.
+    """
+    path = Path(run_dir) / runs.CALIBRATION_FILE
+    if path.is_file():
+        return runs.read_json(path), runs.CALIBRATION_FILE
+    if metadata.get("calibration") or metadata.get("operating_points"):
+        legacy = {
+            **(metadata.get("calibration") or {}),
+            "operating_points": metadata.get("operating_points") or [],
+        }
+        return legacy, LEGACY_CALIBRATION_SOURCE
+    return {}, None
+
+
+def read_operating_points(calibration: dict[str, Any]) -> tuple[OperatingPoint, ...]:
+    """The stored operating points; one without a finite threshold is left out with a warning.
+
+    Thresholds are kept exactly as stored: one just above 1 (evaluation's "flag nothing" point)
+    is legitimate.
+    """
+    points = []
+    for entry in calibration.get("operating_points") or []:
+        threshold = float(entry["threshold"])
+        if not math.isfinite(threshold):
+            logger.warning("Ignoring operating point %r: threshold %s", entry.get("name"), threshold)
+            continue
+        target = entry.get("target_fpr")
+        points.append(
+            OperatingPoint(str(entry["name"]), None if target is None else float(target), threshold)
+        )
+    return tuple(points)
+
+
+class Predictor:
+    """Scores encoded images and turns the scores into verdicts.
+
+    ``score`` maps a list of encoded images to raw P(AI-generated), one per image (raising on an
+    undecodable one); :meth:`load` builds it from a run directory or SavedModel. ``metadata`` is
+    training's metadata (``threshold``, ``image_size``...), ``calibration`` evaluation's
+    (``temperature``, ``operating_points``).
+    """
+
+    def __init__(
+        self,
+        score: ScoreFunction,
+        metadata: dict[str, Any] | None = None,
+        calibration: dict[str, Any] | None = None,
+        *,
+        calibration_source: str | None = None,
+        source: str | None = None,
+        run_dir: Path | None = None,
+        batch_size: int = 64,
+    ):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1. Received: batch_size={batch_size}")
+        self._score = score
+        self.metadata = dict(metadata or {})
+        self.calibration = dict(calibration or {})
+        self.calibration_source = calibration_source if self.calibration else None
+        self.source = source
+        self.run_dir = None if run_dir is None else Path(run_dir)
+        self.batch_size = batch_size
+        size = self.metadata.get("image_size")
+        self.image_size = None if size is None else int(size)
+        self.temperature = check_temperature(self.calibration.get("temperature", 1.0))
+        self.raw_threshold = float(self.metadata.get("threshold", 0.5))
+        self.default_threshold = float(calibrate(self.raw_threshold, self.temperature))
+        self.operating_points = read_operating_points(self.calibration)
+        self._keras_model: Any = None
+        self._keras_lock = threading.Lock()
+
+    @classmethod
+    def load(cls, path: str | Path, batch_size: int = 64) -> Predictor:
+        """A predictor for a run directory (``metadata.json`` + ``saved_model/`` or ``model.keras``)
+        or a bare SavedModel (with the metadata of the run directory around it, if any)."""
+        path = Path(path)
+        if (path / runs.METADATA_FILE).is_file():
+            run_dir = path
+            metadata = runs.read_metadata(run_dir)
+            saved_model = run_dir / runs.SAVED_MODEL_DIR
+            if saved_model.is_dir():
+                score = saved_model_scorer(saved_model)
+            elif (run_dir / runs.MODEL_FILE).is_file():
+                logger.info("No %s in %s: scoring with %s.", runs.SAVED_MODEL_DIR, run_dir, runs.MODEL_FILE)
+                score = keras_scorer(load_run_keras_model(run_dir), int(metadata["image_size"]))
+            else:
+                raise runs.RunDirectoryError(
+                    f"{run_dir} has neither {runs.SAVED_MODEL_DIR}/ nor {runs.MODEL_FILE} to score with."
+                )
+        elif (path / "saved_model.pb").is_file():
+            parent = path.parent
+            run_dir = parent if (parent / runs.METADATA_FILE).is_file() else None
+            metadata = runs.read_json(parent / runs.METADATA_FILE) if run_dir else {}
+            score = saved_model_scorer(path)
+        else:
+            raise runs.RunDirectoryError(
+                f"{path} is not a finished run ({runs.METADATA_FILE} is missing) nor a SavedModel "
+                "(no saved_model.pb)."
+            )
+        calibration, calibration_source = read_calibration(run_dir, metadata) if run_dir else ({}, None)
+        return cls(
+            score,
+            metadata,
+            calibration,
+            calibration_source=calibration_source,
+            source=str(path),
+            run_dir=run_dir,
+            batch_size=batch_size,
+        )
+
+    def with_model(self, model: Any) -> Predictor:
+        """The same run's calibration and thresholds around another Keras model (0-255 pixels in),
+        e.g. the run's model with its input filter replaced."""
+        if self.image_size is None:
+            raise ValueError("A Keras model can only be scored for a run with a known image_size.")
+        return Predictor(
+            keras_scorer(model, self.image_size),
+            self.metadata,
+            self.calibration,
+            calibration_source=self.calibration_source,
+            source=self.source,
+            run_dir=self.run_dir,
+            batch_size=self.batch_size,
+        )
+
+    def probabilities(self, images: Sequence[bytes]) -> np.ndarray:
+        """Raw P(AI-generated) for each encoded image, scored ``batch_size`` at a time."""
+        images = list(images)
+        batches = [
+            np.asarray(self._score(images[start : start + self.batch_size]), dtype=np.float64).reshape(-1)
+            for start in range(0, len(images), self.batch_size)
+        ]
+        return np.concatenate(batches) if batches else np.zeros(0)
+
+    def calibrate(self, probabilities: np.ndarray | float) -> np.ndarray | float:
+        """Calibrated probabilities of raw model outputs (unchanged when the run has no temperature)."""
+        return calibrate(probabilities, self.temperature)
+
+    def threshold_for(
+        self, target_fpr: float | None = None, operating_point: str | None = None
+    ) -> tuple[float, str | None]:
+        """The threshold to apply and its operating point's name (None: the default threshold).
+
+        Raises :class:`UnknownOperatingPointError` when the model has no such point.
+        """
+        if target_fpr is None and operating_point is None:
+            return self.default_threshold, None
+        if not self.operating_points:
+            raise UnknownOperatingPointError(
+                "no stored operating points (the model has not been evaluated); "
+                "omit target_fpr/operating_point to use its default threshold"
+            )
+        for point in self.operating_points:
+            if operating_point is not None and point.name == operating_point:
+                return point.threshold, point.name
+            if (
+                target_fpr is not None
+                and point.target_fpr is not None
+                and math.isclose(point.target_fpr, target_fpr, rel_tol=1e-6, abs_tol=1e-12)
+            ):
+                return point.threshold, point.name
+        asked = f"operating_point={operating_point}" if operating_point else f"target_fpr={target_fpr}"
+        available = ", ".join(f"{p.name} (target_fpr={p.target_fpr})" for p in self.operating_points)
+        raise UnknownOperatingPointError(f"no operating point for {asked}; available: {available}")
+
+    @staticmethod
+    def label(probability: float, threshold: float) -> str:
+        """The label of a calibrated probability at ``threshold``."""
+        return LABEL_NAMES[int(probability >= threshold)]
+
+    def verdict(self, raw_probability: float, threshold: float, operating_point: str | None) -> Verdict:
+        """The verdict on one raw model output at ``threshold`` (from :meth:`threshold_for`)."""
+        probability = float(self.calibrate(float(raw_probability)))
+        return Verdict(
+            self.label(probability, threshold),
+            probability,
+            float(raw_probability),
+            threshold,
+            operating_point,
+        )
+
+    def predict(
+        self, images: Sequence[bytes], target_fpr: float | None = None, operating_point: str | None = None
+    ) -> list[Verdict]:
+        """Verdicts on encoded images at the default threshold or the named operating point."""
+        threshold, point = self.threshold_for(target_fpr, operating_point)
+        return [self.verdict(p, threshold, point) for p in self.probabilities(images)]
+
+    def predict_files(
+        self, paths: Sequence[Path], target_fpr: float | None = None, operating_point: str | None = None
+    ) -> list[FilePrediction]:
+        """Verdicts on image files; a file that cannot be read or decoded gets an error instead."""
+        from aiclassify.data.validate import image_problem
+
+        threshold, point = self.threshold_for(target_fpr, operating_point)
+        problems = {
+            str(path): (image_problem(str(path)) if Path(path).is_file() else "no such file")
+            for path in paths
+        }
+        readable = [Path(path) for path in paths if not problems[str(path)]]
+        scores = dict(
+            zip(map(str, readable), self.probabilities([p.read_bytes() for p in readable]), strict=True)
+        )
+        results = []
+        for path in map(str, paths):
+            if problems[path]:
+                results.append(FilePrediction(path, None, None, problems[path]))
+                continue
+            verdict = self.verdict(scores[path], threshold, point)
+            results.append(
+                FilePrediction(path, verdict.label, verdict.probability_ai, None, threshold, point)
+            )
+        return results
+
+    def describe_thresholds(self) -> dict[str, Any]:
+        """The temperature, default threshold and operating points in use, and the file they came from."""
+        return {
+            "temperature": self.temperature,
+            "threshold": self.default_threshold,
+            "operating_points": [
+                {"name": p.name, "target_fpr": p.target_fpr, "threshold": p.threshold}
+                for p in self.operating_points
+            ],
+            "calibration_source": self.calibration_source,
+        }
+
+    def keras_model(self) -> Any:
+        """The run's ``model.keras`` (loaded on first use), for explanations that need gradients."""
+        with self._keras_lock:
+            if self._keras_model is None:
+                model_file = None if self.run_dir is None else self.run_dir / runs.MODEL_FILE
+                if model_file is None or self.image_size is None or not model_file.is_file():
+                    raise ExplanationUnavailableError(
+                        f"explanations need the model served from a run directory with {runs.MODEL_FILE}"
+                    )
+                self._keras_model = load_run_keras_model(self.run_dir)
+            return self._keras_model
+
+
+def saved_model_scorer(path: Path) -> ScoreFunction:
+    """Score encoded images with a SavedModel's ``serving_default`` (image bytes in)."""
+    import tensorflow as tf
+
+    from aiclassify.export import BYTES_SIGNATURE, OUTPUT_KEY, load_saved_model
+
+    serve = load_saved_model(path).signatures[BYTES_SIGNATURE]
+
+    def score(images: list[bytes]) -> np.ndarray:
+        return serve(image_bytes=tf.constant(images, dtype=tf.string))[OUTPUT_KEY].numpy()
+
+    return score
+
+
+def keras_scorer(model: Any, image_size: int) -> ScoreFunction:
+    """Score encoded images with a Keras model behind the export's own decoder."""
+    import tensorflow as tf
+
+    from aiclassify.preprocessing import decode_batch
+
+    def score(images: list[bytes]) -> np.ndarray:
+        pixels = tf.cast(decode_batch(tf.constant(images, dtype=tf.string), image_size), tf.float32)
+        return np.asarray(model(pixels, training=False)).reshape(-1)
+
+    return score
+
+
+def load_run_keras_model(run_dir: Path) -> Any:
+    """A run's ``model.keras`` (the project's custom layers registered)."""
+    from aiclassify.models import load_keras_model
+
+    return load_keras_model(Path(run_dir) / runs.MODEL_FILE)

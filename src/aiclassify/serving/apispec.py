@@ -1,0 +1,150 @@
+"""Request validation and the generated OpenAPI document, both by spectree from :mod:`.schemas`.
+
+Every route is decorated with ``api.validate(...)``: spectree validates its query string, JSON or
+form body against the declared models before the view runs (the view reads the results from
+``request.context``), validates the view's JSON answer against the model declared for its status,
+and generates the OpenAPI 3.1 document served at ``/openapi.json`` from the same declarations.
+spectree's own documentation pages (``/apidoc/...``) are not registered: they load their scripts
+from CDNs.
+
+Failures keep the API's error contract: a request that fails validation gets 400
+``{"error": "<parameter> ..."}``; an answer that fails it (a server bug) a logged 500
+``{"error": ...}``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from spectree import Response, SecurityScheme, SecuritySchemeData, SpecTree
+from spectree.plugins.flask_plugin import FlaskPlugin
+
+from aiclassify import __version__
+from aiclassify.serving.errors import ApiError
+from aiclassify.serving.schemas import Error
+
+SECURITY_SCHEME = "apiKey"
+NO_KEY: list[Any] = []  # an operation's security when it never needs the key
+ERROR_REASONS = {
+    400: "Bad request: no image, empty file, bad JSON or base64, bad parameter, too many images",
+    401: "Missing or wrong X-API-Key (only when the server has a key)",
+    404: "Unknown model (or version)",
+    413: "Request body larger than AICLASSIFY_MAX_UPLOAD_MB",
+    415: "Image format the model does not serve (TIFF, ICO, PSD...)",
+    422: "Not an image, truncated or corrupt, too large in pixels, no such operating point, "
+    "or explain=true for a model that cannot explain",
+    500: "Server error (logged)",
+    503: "Model not loaded yet or failed to load, or timed out",
+}
+MAX_REPORTED_ERRORS = 3
+
+Body = TypeVar("Body", bound=BaseModel)
+
+
+class ResponseValidationError(RuntimeError):
+    """A view answered something its declared response model does not allow."""
+
+
+class ApiPlugin(FlaskPlugin):
+    """spectree's Flask plugin, validating a route's JSON model only when the request is JSON, and
+    naming operations after their method and path.
+
+    spectree validates the JSON model whenever the body is not a form, so a raw ``image/*`` body
+    on ``/predict`` would be validated as ``{}`` and fail; such bodies are read by the view.
+    """
+
+    def request_validation(self, request, query, json, form, headers, cookies):
+        super().request_validation(request, query, json if request.is_json else None, form, headers, cookies)
+
+    def get_func_operation_id(self, func, path: str, method: str) -> str:
+        """``post_v1_models_name_predict`` for ``POST /v1/models/{name}:predict``."""
+        return "_".join([method.lower(), *re.findall(r"[A-Za-z0-9]+", path)])
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """A readable message naming each bad parameter: ``target_fpr must be a number, not 'abc'``.
+
+    Messages raised by :mod:`.schemas` validators say what the value must be and follow the name;
+    pydantic's own messages follow ``name:``.
+    """
+    parts = []
+    for item in error.errors(include_url=False)[:MAX_REPORTED_ERRORS]:
+        where = _location(item["loc"])
+        if item["type"] == "value_error":
+            message = str(item["ctx"]["error"])
+            parts.append(f"{where} {message}" if where else message)
+        else:
+            parts.append(f"{where}: {item['msg']}" if where else item["msg"])
+    more = error.error_count() - MAX_REPORTED_ERRORS
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    """``("images", 0, "b64")`` as ``images[0].b64``."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def validate_body(model: type[Body], data: Any) -> Body:
+    """``data`` validated as ``model``, for a body spectree did not validate; 400 when it fails."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise ApiError(400, describe_validation_error(error)) from None
+
+
+def _before(req, resp, error: ValidationError | None, instance, model_adapter) -> None:
+    """After request validation: a JSON body that is not an object, or a failed validation, is a 400."""
+    if req.method == "POST" and req.is_json and not isinstance(req.get_json(silent=True), dict):
+        raise ApiError(400, "the request body is not a JSON object")
+    if error is not None:
+        raise ApiError(400, describe_validation_error(error))
+
+
+def _after(req, resp, error: ValidationError | None, instance, model_adapter) -> None:
+    """After response validation: an answer that breaks its own schema is a server error."""
+    if error is not None:
+        problems = describe_validation_error(error)
+        raise ResponseValidationError(f"{req.method} {req.path} answered against its schema: {problems}")
+
+
+def responses(ok: type[BaseModel], description: str, *error_codes: int, **others: Any) -> Response:
+    """spectree's ``Response``: ``ok`` for 200, :class:`Error` for each of ``error_codes``."""
+    errors = {f"HTTP_{code}": (Error, ERROR_REASONS[code]) for code in error_codes}
+    return Response(HTTP_200=(ok, description), **errors, **others)
+
+
+api = SpecTree(
+    "flask",
+    backend=ApiPlugin,
+    title="aiclassify inference API",
+    version=__version__,
+    description="Tell AI-generated images from real ones. See docs/api.md.",
+    annotations=False,
+    page_templates={},
+    naming_strategy=lambda model: model.__name__,
+    nested_naming_strategy=lambda _parent, child: child,
+    validation_error_status=400,
+    validation_error_model=Error,
+    before=_before,
+    after=_after,
+    security_schemes=[
+        SecurityScheme(
+            name=SECURITY_SCHEME, data=SecuritySchemeData(type="apiKey", name="X-API-Key", field_in="header")
+        )
+    ],
+    security=[{}, {SECURITY_SCHEME: []}],  # the key is needed only when AICLASSIFY_API_KEY is set
+)
+
+
+def openapi_document() -> dict[str, Any]:
+    """The generated OpenAPI document, from the routes of the current app.
+
+    spectree generates it once and caches it; every app registers the same routes, so it is the
+    same for all of them.
+    """
+    return api.spec

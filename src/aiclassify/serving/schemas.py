@@ -1,0 +1,367 @@
+"""Every request and response body of the API, declared once as pydantic models.
+
+spectree (:mod:`.apispec`) validates requests against the request models and generates the
+OpenAPI document from all of them; pydantic emits JSON Schema 2020-12, so the document is
+OpenAPI 3.1. A value copied from a run's ``metadata.json`` as it is (``classes``, ``dataset``,
+``metrics``) is typed loosely, so that an unusual but valid run never fails response validation.
+
+Parameter errors read ``<parameter> must be ...``: :func:`.apispec.describe_validation_error`
+puts the parameter's name in front of the messages raised here.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    RootModel,
+    WithJsonSchema,
+    model_validator,
+)
+from werkzeug.datastructures import FileStorage
+
+from aiclassify import LABEL_NAMES
+
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+
+# An empty image list is rejected by the view after it has found the model, so that an unknown model
+# is a 404 whatever the body; the document still says at least one.
+AT_LEAST_ONE = {"minItems": 1}
+ModelState = Literal["LOADING", "AVAILABLE", "END"]  # TensorFlow Serving's state names
+Label = Literal[LABEL_NAMES]
+
+
+def _fraction(value: Any) -> float:
+    """A number strictly between 0 and 1, from a number or its text."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError(f"must be a number, not {value!r}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"must be a number, not {value!r}") from None
+    if not (math.isfinite(number) and 0.0 < number < 1.0):
+        raise ValueError(f"must be between 0 and 1, not {value}")
+    return number
+
+
+def _flag(value: Any) -> bool:
+    """A boolean from JSON ``true``/``false`` or true/false, 1/0, yes/no, on/off."""
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower() if isinstance(value, (str, int)) else None
+    if word in TRUE_WORDS | FALSE_WORDS:
+        return word in TRUE_WORDS
+    raise ValueError(f"must be true or false, not {value!r}")
+
+
+def _file(value: Any) -> FileStorage:
+    """An uploaded file (not a plain form field of the same name)."""
+    if not isinstance(value, FileStorage):
+        raise ValueError("must be an uploaded file, not a plain form field")
+    return value
+
+
+def _as_list(value: Any) -> list[Any]:
+    """One form value or several: a list either way."""
+    return value if isinstance(value, list) else [value]
+
+
+Fraction = Annotated[float, Field(gt=0, lt=1), BeforeValidator(_fraction)]
+Flag = Annotated[bool, BeforeValidator(_flag)]
+UploadedFile = Annotated[
+    FileStorage, PlainValidator(_file), WithJsonSchema({"type": "string", "format": "binary"})
+]
+UploadedFiles = Annotated[list[UploadedFile], BeforeValidator(_as_list)]
+
+
+class Closed(BaseModel):
+    """A response object: exactly these fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Parameters(BaseModel):
+    """Request parameters; unknown ones are ignored and an empty one counts as absent."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_empty(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if value != ""}
+        return data
+
+
+# --- requests ---------------------------------------------------------------------------------------
+
+
+class PredictParameters(Parameters):
+    """What ``/predict`` takes in the query string, as form fields or as JSON keys (in that order)."""
+
+    model: str | None = Field(
+        None, description="model name (e.g. faces, general); default AICLASSIFY_DEFAULT_MODEL"
+    )
+    target_fpr: Fraction | None = Field(
+        None,
+        description="use the stored operating point for this false-positive rate (e.g. 0.01)",
+    )
+    operating_point: str | None = Field(
+        None, description="use the stored operating point with this name (e.g. fpr_1pct, balanced)"
+    )
+    explain: Flag | None = Field(
+        None,
+        description="add a Grad-CAM heatmap overlay to each prediction (slower; 422 when the model's "
+        "run directory has no model.keras)",
+    )
+
+
+class PredictForm(PredictParameters):
+    """``/predict`` as ``multipart/form-data``: image files in ``file`` (repeatable) or ``files``."""
+
+    file: UploadedFiles = Field(default_factory=list, description="image files, in order")
+    files: UploadedFiles = Field(default_factory=list, description="more image files, after those of file")
+
+
+class Base64Image(BaseModel):
+    """One encoded image file as base64 (standard or URL-safe alphabet, padding optional)."""
+
+    b64: str = Field(description="base64 of the encoded image file")
+
+
+class PredictJsonRequest(PredictParameters):
+    """``/predict`` as JSON."""
+
+    images: list[Base64Image] = Field(json_schema_extra=AT_LEAST_ONE, description="the images, in order")
+
+
+class ImageBytes(BaseModel):
+    """A TensorFlow Serving row instance naming the signature's input."""
+
+    image_bytes: Base64Image
+
+
+class ImageBytesColumn(BaseModel):
+    """TensorFlow Serving's columnar inputs naming the signature's input."""
+
+    image_bytes: list[Base64Image] = Field(json_schema_extra=AT_LEAST_ONE)
+
+
+class TFServingPredictRequest(Parameters):
+    """TensorFlow Serving's Predict request: ``instances`` (row format) or ``inputs`` (columnar)."""
+
+    signature_name: Literal["serving_default"] | None = None
+    instances: list[Base64Image | ImageBytes] | None = Field(None, json_schema_extra=AT_LEAST_ONE)
+    inputs: list[Base64Image] | ImageBytesColumn | None = None
+
+    @model_validator(mode="after")
+    def _one_format(self) -> TFServingPredictRequest:
+        if (self.instances is None) == (self.inputs is None):
+            raise ValueError('the request needs exactly one of "instances" and "inputs"')
+        return self
+
+    def images(self) -> list[Base64Image]:
+        """The images, in order, whichever format was sent."""
+        if self.instances is not None:
+            return [i.image_bytes if isinstance(i, ImageBytes) else i for i in self.instances]
+        assert self.inputs is not None
+        return self.inputs.image_bytes if isinstance(self.inputs, ImageBytesColumn) else self.inputs
+
+
+# --- responses --------------------------------------------------------------------------------------
+
+
+class Error(Closed):
+    """Every error: what was wrong, never a stack trace."""
+
+    error: str
+
+
+class Health(Closed):
+    """The process is alive."""
+
+    status: Literal["ok"]
+
+
+class ModelReadiness(Closed):
+    """One model's loading state."""
+
+    state: ModelState
+    version: str
+    error: str | None
+
+
+class Ready(Closed):
+    """Whether every model is loaded and answered a warm-up call."""
+
+    ready: bool
+    models: dict[str, ModelReadiness]
+
+
+class ModelRef(Closed):
+    """Which model scored an image."""
+
+    name: str
+    version: str
+
+
+class ModelSummary(Closed):
+    """Which model answered."""
+
+    name: str
+    version: str
+    run: str | None = Field(description="the run's name")
+    architecture: str | None = Field(description="the model builder's name")
+    temperature: float
+
+
+class ImageTiming(Closed):
+    """Milliseconds spent on one image; ``inference`` includes waiting for the batch."""
+
+    preprocess: float
+    inference: float
+
+
+class Explanation(Closed):
+    """Only with explain=true; needs a model whose run directory has model.keras."""
+
+    method: Literal["grad-cam"]
+    layer: str = Field(description="the convolutional layer whose feature maps are weighted")
+    overlay_png_b64: str = Field(
+        description="base64 PNG: the heatmap of P(AI-generated) in the jet colormap blended over the "
+        "image as the model decoded it"
+    )
+
+
+class ImagePrediction(Closed):
+    """The verdict on one image."""
+
+    index: int
+    filename: str | None
+    label: Label
+    probability_ai: float = Field(
+        ge=0, le=1, description="calibrated P(AI-generated) when the run has a temperature"
+    )
+    probability_ai_uncalibrated: float = Field(ge=0, le=1)
+    threshold: float = Field(description="label is ai-generated when probability_ai >= threshold")
+    operating_point: str | None
+    model: ModelRef
+    width: int
+    height: int
+    format: str
+    converted: bool = Field(
+        description="re-encoded as PNG (EXIF rotation, mode, animation) before reaching the model"
+    )
+    timing_ms: ImageTiming
+    explanation: Explanation | None = None
+
+
+class RequestTiming(Closed):
+    """Milliseconds spent on the whole request."""
+
+    total: float
+
+
+class PredictResponse(Closed):
+    """One prediction per image, in the order sent."""
+
+    model: ModelSummary
+    predictions: list[ImagePrediction]
+    timing_ms: RequestTiming
+
+
+class TFServingPredictions(Closed):
+    """Row format answer."""
+
+    predictions: list[float]
+
+
+class TFServingOutputs(Closed):
+    """Columnar format answer."""
+
+    outputs: list[float]
+
+
+class TFServingPredictResponse(RootModel[TFServingPredictions | TFServingOutputs]):
+    """Raw (uncalibrated) probability_ai per instance, as TensorFlow Serving returns it."""
+
+
+class Status(Closed):
+    """A TensorFlow Serving status."""
+
+    error_code: str
+    error_message: str
+
+
+class ModelVersionStatus(Closed):
+    """One version's state."""
+
+    version: str
+    state: ModelState
+    status: Status
+
+
+class ModelStatus(Closed):
+    """TensorFlow Serving's GetModelStatus answer."""
+
+    model_version_status: list[ModelVersionStatus]
+
+
+class ModelSpec(Closed):
+    """Which model and version answered."""
+
+    name: str
+    signature_name: str
+    version: str
+
+
+class OperatingPointInfo(Closed):
+    """A stored threshold on the calibrated probability."""
+
+    name: str
+    target_fpr: float | None
+    threshold: float
+
+
+class ModelDescription(Closed):
+    """This server's view of a model: run metadata, calibration and thresholds."""
+
+    name: str
+    version: str
+    state: ModelState
+    run: str | None
+    architecture: str | None
+    image_size: int | None
+    classes: Any
+    temperature: float
+    threshold: float = Field(description="the default threshold, on the calibrated scale")
+    operating_points: list[OperatingPointInfo]
+    calibration_source: str | None = Field(
+        description="the file the temperature and operating points were read from; null when the run "
+        "has not been evaluated"
+    )
+    dataset: dict[str, Any] = Field(description="source, key and counts of the training data")
+    metrics: Any = Field(description="validation and test metrics from training")
+
+
+class MetadataSection(Closed):
+    """TensorFlow Serving's signatures, plus this server's ``aiclassify`` section."""
+
+    signature_def: dict[str, Any] = Field(description="TensorFlow Serving's SignatureDefMap as JSON")
+    aiclassify: ModelDescription
+
+
+class ModelMetadata(Closed):
+    """TensorFlow Serving's GetModelMetadata answer."""
+
+    model_spec: ModelSpec
+    metadata: MetadataSection
+
+
+class OpenApiDocument(RootModel[dict[str, Any]]):
+    """An OpenAPI 3.1 document."""
