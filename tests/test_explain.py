@@ -6,27 +6,17 @@ import io
 
 import numpy as np
 import pytest
+from builders import encode, noise_image
 from PIL import Image
 
 from aiclassify.explain import grad_cam, grad_cam_and_probability, last_conv_layer, main, overlay_png
 from aiclassify.models import build_model, model_names
 
 
-def png(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def noise_png(width: int = 48, height: int = 40, seed: int = 0) -> bytes:
-    """Random RGB noise, ``width`` x ``height`` (non-square on purpose)."""
-    return png(np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8))
-
-
 @pytest.mark.parametrize("name", model_names())
 def test_heatmap_has_the_image_size_and_unit_range(name):
     model = build_model(name, 32)
-    heatmap = grad_cam(model, noise_png(48, 40), 32)
+    heatmap = grad_cam(model, noise_image(size=(48, 40)), 32)
     assert heatmap.shape == (40, 48)
     assert heatmap.dtype == np.float32
     assert np.isfinite(heatmap).all() and heatmap.min() >= 0.0 and heatmap.max() <= 1.0
@@ -35,10 +25,10 @@ def test_heatmap_has_the_image_size_and_unit_range(name):
 def test_layer_choice_and_errors():
     model = build_model("cnn_small3", 32)
     assert last_conv_layer(model) == "block3_conv1"
-    _, probability, layer = grad_cam_and_probability(model, noise_png(), 32, "block1_conv1")
+    _, probability, layer = grad_cam_and_probability(model, noise_image(size=(48, 40)), 32, "block1_conv1")
     assert layer == "block1_conv1" and 0.0 <= probability <= 1.0
     with pytest.raises(ValueError):
-        grad_cam(model, noise_png(), 32, "no_such_layer")
+        grad_cam(model, noise_image(size=(48, 40)), 32, "no_such_layer")
 
 
 def test_probability_matches_the_model():
@@ -47,7 +37,7 @@ def test_probability_matches_the_model():
     from aiclassify.preprocessing import decode_and_resize
 
     model = build_model("cnn_small2", 32)
-    data = noise_png()
+    data = noise_image(size=(48, 40))
     _, probability, _ = grad_cam_and_probability(model, data, 32)
     pixels = tf.cast(decode_and_resize(tf.constant(data), 32), tf.float32)[None]
     assert probability == pytest.approx(float(model(pixels, training=False)[0, 0]), abs=1e-5)
@@ -55,21 +45,21 @@ def test_probability_matches_the_model():
 
 def test_overlay_is_a_png_of_the_image_size():
     heatmap = np.linspace(0, 1, 40 * 48, dtype=np.float32).reshape(40, 48)
-    overlay = Image.open(io.BytesIO(overlay_png(noise_png(48, 40), heatmap)))
+    overlay = Image.open(io.BytesIO(overlay_png(noise_image(size=(48, 40)), heatmap)))
     assert overlay.format == "PNG" and overlay.size == (48, 40)
     with pytest.raises(ValueError, match="does not match"):
-        overlay_png(noise_png(48, 40), heatmap.T)
+        overlay_png(noise_image(size=(48, 40)), heatmap.T)
 
 
-def test_cli_writes_an_overlay(trained_run, tmp_path, capsys):
+def test_cli_writes_an_overlay(tiny_run, tmp_path, capsys):
     image = tmp_path / "odd.png"
-    image.write_bytes(noise_png(48, 40))
+    image.write_bytes(noise_image(size=(48, 40)))
     out = tmp_path / "overlay.png"
-    assert main(["--run", str(trained_run), str(image), "--out", str(out)]) == 0
+    assert main(["--run", str(tiny_run), str(image), "--out", str(out)]) == 0
     assert Image.open(out).size == (48, 40)
     printed = capsys.readouterr().out
     assert "P(AI-generated) = " in printed and str(out) in printed
-    assert main(["--run", str(trained_run), str(image)]) == 0
+    assert main(["--run", str(tiny_run), str(image)]) == 0
     assert (tmp_path / "odd.gradcam.png").is_file()
     assert main(["--run", str(tmp_path), str(image)]) == 2
 
@@ -96,11 +86,20 @@ def demo_model(tmp_path_factory):
     from aiclassify.train import train
 
     root = tmp_path_factory.mktemp("explain")
-    config = load_config(None, [
-        "data.source=demo", f"data.path={root}/demo", "data.demo_images_per_class=150",
-        f"data.demo_image_size={SIZE}", f"data.image_size={SIZE}", "model.name=cnn_small3",
-        "train.epochs=8", "train.batch_size=32", "train.verbose=0",
-    ])
+    config = load_config(
+        None,
+        [
+            "data.source=demo",
+            f"data.path={root}/demo",
+            "data.demo_images_per_class=150",
+            f"data.demo_image_size={SIZE}",
+            f"data.image_size={SIZE}",
+            "model.name=cnn_small3",
+            "train.epochs=8",
+            "train.batch_size=32",
+            "train.verbose=0",
+        ],
+    )
     train(config, root / "run")
     metrics = json.loads((root / "run" / "metrics.json").read_text())
     assert metrics["test"]["accuracy"] >= 0.9, "the model did not learn the demo data"
@@ -119,7 +118,7 @@ def composite(rng: np.random.Generator, side: int) -> tuple[bytes, np.ndarray]:
     half = SIZE // 2
     [mask[:, :half], mask[:, half:], mask[:half], mask[half:]][side][...] = True
     pixels[mask] = fake[mask]
-    return png(pixels), mask
+    return encode(Image.fromarray(pixels)), mask
 
 
 def test_heat_concentrates_on_the_fake_half(demo_model):
@@ -131,7 +130,9 @@ def test_heat_concentrates_on_the_fake_half(demo_model):
         inside.append(heatmap[mask].mean())
         outside.append(heatmap[~mask].mean())
     hotter = int(np.sum(np.array(inside) > np.array(outside)))
-    print(f"mean heat: fake half {np.mean(inside):.4f}, real half {np.mean(outside):.4f}; "
-          f"fake half hotter in {hotter}/12")
+    print(
+        f"mean heat: fake half {np.mean(inside):.4f}, real half {np.mean(outside):.4f}; "
+        f"fake half hotter in {hotter}/12"
+    )
     assert np.mean(inside) > 1.5 * np.mean(outside)
     assert hotter >= 7

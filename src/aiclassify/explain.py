@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("image", type=Path)
     args = parser.parse_args(argv)
     from aiclassify.logs import setup_logging
-    from aiclassify.predictor import Predictor
+    from aiclassify.predict import Predictor
     from aiclassify.runs import RunDirectoryError
 
     setup_logging()

@@ -9,7 +9,7 @@ Each artefact has one writer; every other module only reads it.
 - Evaluation (:mod:`aiclassify.evaluate`) writes ``report.json``, ``report.md``, ``figures/`` and
   ``calibration.json`` (temperature and operating points fitted on validation). It never rewrites
   training's files.
-- The predictor (:mod:`aiclassify.predictor`) reads ``metadata.json``, ``calibration.json`` and
+- The predictor (:mod:`aiclassify.predict`) reads ``metadata.json``, ``calibration.json`` and
   ``saved_model/``.
 """
 

@@ -54,7 +54,7 @@ def serve_forward_measurements(
 ) -> None:
     """Child-process loop: load the run's SavedModel, then print one :func:`measure_forward` JSON line
     per line read on stdin, until EOF."""
-    from aiclassify.predictor import Predictor
+    from aiclassify.predict import Predictor
 
     predictor = Predictor.load(run)  # the inference path the API serves with
     images = upload_images(image_dir, image_size, 32)  # the first 32 of the images the load sends

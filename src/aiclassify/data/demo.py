@@ -12,10 +12,12 @@ A model trained on this data learns these two cues and detects nothing in the wi
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -137,3 +139,26 @@ def write_samples(directory: Path, image_size: int = 32, seed: int = 10_000) -> 
         path.write_bytes(render(label, image_size, np.random.default_rng([seed, label])))
         paths.append(path)
     return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the dataset to --dest (default: the cache), or two samples to --samples DIR."""
+    parser = argparse.ArgumentParser(
+        prog="aiclassify demo-data", description="Write the embedded demo dataset, or fresh sample images."
+    )
+    parser.add_argument("--dest", type=Path, help="dataset folder (default: the user cache)")
+    parser.add_argument("--samples", type=Path, help="write one real and one AI-generated sample here")
+    parser.add_argument("--images-per-class", type=int, default=1200)
+    parser.add_argument("--image-size", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.samples:
+        for path in write_samples(args.samples, args.image_size):
+            print(path)
+        return 0
+    print(write_demo_dataset(args.dest, args.images_per_class, args.image_size, args.seed))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

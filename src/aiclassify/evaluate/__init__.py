@@ -2,7 +2,7 @@
 
 ``evaluate_run(run_dir)`` writes the report and ``calibration.json``; ``python -m aiclassify.evaluate``
 is its command line (:mod:`aiclassify.evaluate.cli`). Images are scored through the one
-:class:`aiclassify.predictor.Predictor`.
+:class:`aiclassify.predict.Predictor`.
 """
 
 from aiclassify.evaluate.report import evaluate_run

@@ -18,7 +18,7 @@ from aiclassify.config import FilterName
 from aiclassify.data.layouts import Sample
 from aiclassify.evaluate.scoring import score_samples
 from aiclassify.metrics import accuracy_and_auc
-from aiclassify.predictor import Predictor, load_run_keras_model
+from aiclassify.predict.predictor import Predictor, load_run_keras_model
 
 logger = logging.getLogger("aiclassify.evaluate")
 

@@ -24,7 +24,7 @@ from aiclassify.evaluate.operating_points import choose_operating_points, rates
 from aiclassify.evaluate.robustness import TIER_LABELS, TIERS
 from aiclassify.evaluate.scoring import ScoredSet, evaluation_splits, folder_samples, score_samples
 from aiclassify.metrics import accuracy_and_auc, classification_summary
-from aiclassify.predictor import Predictor
+from aiclassify.predict import Predictor
 
 logger = logging.getLogger("aiclassify.evaluate")
 

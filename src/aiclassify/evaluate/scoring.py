@@ -1,6 +1,6 @@
 """The images evaluation scores, and scoring them through the run's predictor.
 
-Images reach the model exactly as in serving: encoded bytes -> :class:`aiclassify.predictor.Predictor`
+Images reach the model exactly as in serving: encoded bytes -> :class:`aiclassify.predict.Predictor`
 (the exported ``serving_default`` signature, which decodes and resizes with
 :mod:`aiclassify.preprocessing`). Scores are the raw model outputs; calibration is applied by
 the report where it says so.
@@ -18,7 +18,7 @@ from aiclassify import runs
 from aiclassify.data.layouts import Sample, load_splits
 from aiclassify.data.sources import dataset_root
 from aiclassify.data.validate import drop_unreadable
-from aiclassify.predictor import Predictor
+from aiclassify.predict import Predictor
 
 Transform = Callable[[bytes], bytes]
 

@@ -18,7 +18,7 @@ from flask import Flask, Request, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from aiclassify.logs import setup_logging
-from aiclassify.predictor import Predictor
+from aiclassify.predict import Predictor
 from aiclassify.serving import routes
 from aiclassify.serving.apispec import openapi_document
 from aiclassify.serving.errors import ApiError
@@ -47,7 +47,7 @@ def create_app(
     """Build the app and start loading its models.
 
     ``config``: :class:`ServerSettings` or a dict of its fields, overriding ``AICLASSIFY_*``
-    environment variables. ``predictors``: a dict of name to :class:`~aiclassify.predictor.Predictor`,
+    environment variables. ``predictors``: a dict of name to :class:`~aiclassify.predict.Predictor`,
     or one predictor; these replace loading the same-named configured models from disk.
     """
     setup_logging()

@@ -12,7 +12,7 @@ import threading
 from typing import Any
 
 from aiclassify.explain import grad_cam_and_probability, overlay_png
-from aiclassify.predictor import Predictor
+from aiclassify.predict import Predictor
 
 METHOD = "grad-cam"
 
@@ -27,7 +27,7 @@ class Explainer:
     def explain(self, image_bytes: bytes) -> dict[str, Any]:
         """``{"method", "layer", "overlay_png_b64"}`` for one image the model decodes.
 
-        Raises :class:`~aiclassify.predictor.ExplanationUnavailableError` when the model has no
+        Raises :class:`~aiclassify.predict.ExplanationUnavailableError` when the model has no
         ``model.keras`` to compute gradients with.
         """
         with self._lock:

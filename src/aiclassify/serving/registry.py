@@ -1,4 +1,4 @@
-"""The served models: each a :class:`~aiclassify.predictor.Predictor` behind a batching queue.
+"""The served models: each a :class:`~aiclassify.predict.Predictor` behind a batching queue.
 
 A :class:`ServedModel` loads its predictor (``Predictor.load``) unless one was injected, checks it
 with a warm-up call and then scores images through its :class:`~.batching.BatchQueue`.
@@ -20,7 +20,7 @@ from typing import Any
 from PIL import Image
 
 from aiclassify import LABEL_NAMES
-from aiclassify.predictor import ExplanationUnavailableError, Predictor, UnknownOperatingPointError, Verdict
+from aiclassify.predict import ExplanationUnavailableError, Predictor, UnknownOperatingPointError, Verdict
 from aiclassify.serving.batching import BatchQueue
 from aiclassify.serving.errors import ApiError
 from aiclassify.serving.explanations import Explainer

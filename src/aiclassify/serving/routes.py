@@ -11,7 +11,6 @@ from spectree import Response
 from aiclassify.serving import tfserving
 from aiclassify.serving.apispec import NO_KEY, api, openapi_document, responses
 from aiclassify.serving.errors import ApiError
-from aiclassify.serving.inference import Scored, Upload, decode_b64, score_uploads
 from aiclassify.serving.registry import ServedModel
 from aiclassify.serving.schemas import (
     Health,
@@ -23,6 +22,7 @@ from aiclassify.serving.schemas import (
     Ready,
 )
 from aiclassify.serving.state import serving_state
+from aiclassify.serving.uploads import Scored, Upload, decode_b64, score_uploads
 
 blueprint = Blueprint("aiclassify", __name__)
 blueprint.register_blueprint(tfserving.blueprint)

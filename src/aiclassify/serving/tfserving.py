@@ -17,7 +17,6 @@ from flask import Blueprint, jsonify, request
 
 from aiclassify.serving.apispec import api, responses, validate_body
 from aiclassify.serving.errors import ApiError
-from aiclassify.serving.inference import Upload, decode_b64, score_uploads
 from aiclassify.serving.registry import END, ServedModel
 from aiclassify.serving.schemas import (
     ModelMetadata,
@@ -26,6 +25,7 @@ from aiclassify.serving.schemas import (
     TFServingPredictResponse,
 )
 from aiclassify.serving.state import serving_state
+from aiclassify.serving.uploads import Upload, decode_b64, score_uploads
 
 blueprint = Blueprint("tfserving", __name__)
 

@@ -1,20 +1,19 @@
-"""Shared helpers for the API tests: tiny real runs, generated images, OpenAPI response checks.
+"""Plain builders of test inputs, shared by the test folders: generated and malformed images, image
+files on disk, synthetic scores, a fake Predictor, and checks of responses against the OpenAPI document.
 
-Not a conftest: the test modules import what they use. Runs are built once per test process.
+Not a conftest: the test modules import what they use (``from builders import ...``). Fixtures and
+server helpers live in conftest.py.
 """
 
 from __future__ import annotations
 
-import atexit
 import functools
 import io
-import json
-import shutil
+import itertools
 import struct
-import subprocess
-import tempfile
 import threading
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,82 +21,8 @@ import jsonschema
 import numpy as np
 from PIL import Image
 
-from aiclassify.predictor import Predictor
-
-CALIBRATION = {"temperature": 2.0, "fitted_on": "validation"}
-OPERATING_POINTS = [
-    {"name": "fpr_1pct", "target_fpr": 0.01, "threshold": 0.9, "fpr": 0.01, "tpr": 0.5},
-    {"name": "fpr_5pct", "target_fpr": 0.05, "threshold": 0.7, "fpr": 0.05, "tpr": 0.7},
-    {"name": "balanced", "target_fpr": None, "threshold": 0.3, "fpr": 0.1, "tpr": 0.9},
-]
-
-
-@functools.cache
-def _workdir() -> Path:
-    path = Path(tempfile.mkdtemp(prefix="aiclassify-api-tests-"))
-    atexit.register(shutil.rmtree, path, True)
-    return path
-
-
-@functools.cache
-def tiny_run() -> Path:
-    """A finished run of a tiny CNN on a tiny demo dataset (about ten seconds, once per process)."""
-    from aiclassify.config import load_config
-    from aiclassify.train import train
-
-    root = _workdir()
-    config = load_config(
-        None,
-        [
-            "data.source=demo",
-            f"data.path={root}/demo",
-            "data.demo_images_per_class=24",
-            "data.image_size=32",
-            "model.name=cnn_small2",
-            "train.epochs=1",
-            "train.batch_size=16",
-            "train.verbose=0",
-        ],
-    )
-    train(config, root / "run")
-    return root / "run"
-
-
-def _renamed_copy(name: str) -> Path:
-    """A copy of :func:`tiny_run` whose metadata names the run ``name``."""
-    destination = _workdir() / name
-    shutil.copytree(tiny_run(), destination)
-    metadata_path = destination / "metadata.json"
-    metadata_path.write_text(json.dumps({**json.loads(metadata_path.read_text()), "name": name}))
-    return destination
-
-
-@functools.cache
-def calibrated_run() -> Path:
-    """A copy of :func:`tiny_run` evaluated: its calibration.json has a temperature and operating points."""
-    destination = _renamed_copy("calibrated")
-    calibration = {**CALIBRATION, "operating_points": OPERATING_POINTS}
-    (destination / "calibration.json").write_text(json.dumps(calibration))
-    return destination
-
-
-@functools.cache
-def legacy_calibrated_run() -> Path:
-    """A copy of :func:`tiny_run` evaluated by an older evaluate, which wrote into metadata.json."""
-    destination = _renamed_copy("legacy")
-    metadata_path = destination / "metadata.json"
-    metadata = json.loads(metadata_path.read_text())
-    metadata.update(calibration=CALIBRATION, operating_points=OPERATING_POINTS)
-    metadata_path.write_text(json.dumps(metadata))
-    return destination
-
-
-@functools.cache
-def bare_saved_model() -> Path:
-    """:func:`tiny_run`'s SavedModel copied out of its run directory: no metadata, no model.keras."""
-    destination = _workdir() / "bare" / "saved_model"
-    shutil.copytree(tiny_run() / "saved_model", destination)
-    return destination
+from aiclassify.calibration import sigmoid
+from aiclassify.predict import Predictor
 
 
 class FakePredictor(Predictor):
@@ -212,6 +137,44 @@ def jpeg_with_size(width: int, height: int) -> bytes:
     return bytes(data)
 
 
+def two_images() -> list[tuple[str, bytes]]:
+    """A JPEG and a PNG, as (file name, bytes)."""
+    return [
+        ("photo.jpg", image_bytes("JPEG", size=(48, 40))),
+        ("render.png", image_bytes("PNG", size=(40, 30))),
+    ]
+
+
+def image_writer(first_seed: int = 0) -> Callable[..., Path]:
+    """A ``write_image(path, size=(8, 8), mode="RGB", pixels=None)`` that saves a small image (format
+    by suffix) of random pixels, different for every call (seeds ``first_seed``, ``first_seed + 1``,
+    ...), or of ``pixels`` when given (no seed used)."""
+    seeds = itertools.count(first_seed)
+
+    def write_image(
+        path: Path, size: tuple[int, int] = (8, 8), mode: str = "RGB", pixels: np.ndarray | None = None
+    ) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if pixels is None:
+            channels = {"RGB": 3, "RGBA": 4, "L": 1}[mode]
+            pixels = np.random.default_rng(next(seeds)).integers(
+                0, 256, (size[1], size[0], channels), dtype=np.uint8
+            )
+            pixels = pixels.squeeze() if channels == 1 else pixels
+        Image.fromarray(pixels).save(path)
+        return path
+
+    return write_image
+
+
+def calibrated_sample(size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Labels drawn from their own probabilities: perfectly calibrated by construction."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0.0, 3.0, size)
+    probabilities = sigmoid(logits)
+    return (rng.random(size) < probabilities).astype(int), probabilities
+
+
 @functools.cache
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI document as an app serves it at /openapi.json."""
@@ -241,13 +204,3 @@ def assert_matches_openapi(response, path: str, method: str = "post") -> dict[st
     }
     jsonschema.Draft202012Validator(schema).validate(body)
     return body
-
-
-def stop_process(process: subprocess.Popen, grace_s: float = 15) -> None:
-    """Terminate a server started by a test, killing it if it does not stop within ``grace_s``."""
-    process.terminate()
-    try:
-        process.wait(grace_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(5)

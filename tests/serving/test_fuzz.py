@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Callable
 
 import pytest
-from api_fixtures import (
+from builders import (
     animated,
     assert_matches_openapi,
     encode,
@@ -18,7 +18,6 @@ from api_fixtures import (
     jpeg_with_size,
     png_with_size,
     sixteen_bit_png,
-    tiny_run,
 )
 from PIL import Image
 
@@ -109,10 +108,10 @@ CASES_PER_KIND = 30
 
 
 @pytest.fixture(scope="module")
-def client():
+def client(tiny_run):
     app = create_app(
         {
-            "models": {"faces": str(tiny_run())},
+            "models": {"faces": str(tiny_run)},
             "background_loading": False,
             "max_batch_wait_ms": 0,
             "max_upload_mb": 1,

@@ -9,7 +9,7 @@ import pytest
 
 from aiclassify import runs
 from aiclassify.calibration import apply_temperature
-from aiclassify.predictor import (
+from aiclassify.predict.predictor import (
     LEGACY_CALIBRATION_SOURCE,
     ExplanationUnavailableError,
     Predictor,
@@ -132,9 +132,9 @@ def test_explanations_need_a_run_with_model_keras():
         Predictor(constant_score(0.5), {"image_size": 32}).keras_model()
 
 
-def test_a_trained_run_loads_and_its_keras_model_matches_its_saved_model(trained_run, demo_data):
-    predictor = Predictor.load(trained_run)
-    assert predictor.run_dir == trained_run and predictor.image_size == 32
+def test_a_trained_run_loads_and_its_keras_model_matches_its_saved_model(tiny_run, demo_data):
+    predictor = Predictor.load(tiny_run)
+    assert predictor.run_dir == tiny_run and predictor.image_size == 32
     images = [path.read_bytes() for path in sorted(demo_data.rglob("*.jpg"))[:4]]
     assert len(images) == 4
     keras_predictor = predictor.with_model(predictor.keras_model())

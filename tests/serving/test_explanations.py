@@ -6,7 +6,7 @@ import base64
 import io
 
 import pytest
-from api_fixtures import assert_matches_openapi, bare_saved_model, image_bytes, tiny_run
+from builders import assert_matches_openapi, image_bytes
 from PIL import Image
 
 from aiclassify.serving.app import create_app
@@ -14,11 +14,11 @@ from aiclassify.serving.state import serving_state
 
 
 @pytest.fixture(scope="module")
-def client():
+def client(tiny_run, bare_saved_model):
     """``run``: a run directory; ``bare``: the same run's SavedModel alone (no model.keras)."""
     application = create_app(
         {
-            "models": {"run": str(tiny_run()), "bare": str(bare_saved_model())},
+            "models": {"run": str(tiny_run), "bare": str(bare_saved_model)},
             "background_loading": False,
             "max_batch_wait_ms": 1,
         }
@@ -78,8 +78,8 @@ def test_bad_explain_value_is_400(client):
     assert "explain must be true or false" in assert_matches_openapi(response, "/predict")["error"]
 
 
-def test_a_saved_model_inside_its_run_directory_explains_with_the_runs_model_keras():
-    app = create_app({"models": {"inner": str(tiny_run() / "saved_model")}, "background_loading": False})
+def test_a_saved_model_inside_its_run_directory_explains_with_the_runs_model_keras(tiny_run):
+    app = create_app({"models": {"inner": str(tiny_run / "saved_model")}, "background_loading": False})
     try:
         response = app.test_client().post(
             "/predict?explain=true", data=image_bytes(), content_type="image/png"

@@ -4,59 +4,29 @@ from __future__ import annotations
 
 import base64
 import os
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from api_fixtures import (
-    assert_matches_openapi,
-    calibrated_run,
-    image_bytes,
-    noise_image,
-    stop_process,
-    tiny_run,
-)
+from builders import assert_matches_openapi, image_bytes, noise_image
+from conftest import free_port, server_process
 
 pytest.importorskip("gunicorn")
 requests = pytest.importorskip("requests")
 
-REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 120  # gunicorn, TensorFlow import and two model loads on a busy 2-core machine
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until_ready(base: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"gunicorn exited with {process.returncode}:\n{log.read_text()[-4000:]}")
-        try:
-            if requests.get(f"{base}/readyz", timeout=5).status_code == 200:
-                return
-        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or busy importing
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"gunicorn was not ready within {START_TIMEOUT_S} s:\n{log.read_text()[-4000:]}")
-
-
 @pytest.fixture(scope="module")
-def server():
+def server(api_models):
     """Base URL of gunicorn serving two tiny models with a 1 MB upload limit; yields (url, log path)."""
     port = free_port()
     log = Path(tempfile.mkstemp(prefix="gunicorn-", suffix=".log")[1])
     env = {
         **os.environ,
-        "AICLASSIFY_MODELS": f"faces={tiny_run()},general={calibrated_run()}",
+        "AICLASSIFY_MODELS": ",".join(f"{name}={path}" for name, path in api_models.items()),
         "AICLASSIFY_MAX_UPLOAD_MB": "1",
         "AICLASSIFY_MAX_BATCH_WAIT_MS": "20",
         "TF_CPP_MIN_LOG_LEVEL": "2",
@@ -75,14 +45,11 @@ def server():
         "120",
         "aiclassify.serving.app:create_app()",
     ]
-    with open(log, "wb") as output:
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until_ready(base, process, log)
-        yield base, log
+        with server_process("gunicorn", command, f"{base}/readyz", log, env, START_TIMEOUT_S):
+            yield base, log
     finally:
-        stop_process(process)
         log.unlink(missing_ok=True)
 
 

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
+from builders import image_writer
 
 from aiclassify.data.layouts import LayoutError, detect_layout, load_layout, load_splits
 
-_seeds = itertools.count()
-
-
-def write_image(path: Path, size: tuple[int, int] = (8, 8)) -> Path:
-    """A small PNG or JPEG (by suffix) of random pixels, different for every call."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = np.random.default_rng(next(_seeds)).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(path)
-    return path
+write_image = image_writer(0)
 
 
 def make_tree(root: Path, folders: dict[str, int], suffix: str = ".png") -> Path:

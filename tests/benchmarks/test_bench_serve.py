@@ -9,13 +9,11 @@ import math
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from aiclassify.benchmarks import forward, load, report, servers
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def load_script():
@@ -121,14 +119,14 @@ def test_a_missing_run_fails_with_a_clear_message(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_end_to_end_on_a_tiny_model(trained_run, tmp_path):
+def test_end_to_end_on_a_tiny_model(tiny_run, tmp_path):
     """Both servers under gunicorn, a few requests at concurrency 1 and 2 (about a minute)."""
     out = tmp_path / "bench.json"
     assert (
         script.main(
             [
                 "--run",
-                str(trained_run),
+                str(tiny_run),
                 "--requests",
                 "12",
                 "--baseline-requests",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import shutil
 import subprocess
@@ -11,23 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from builders import image_writer
+from conftest import SHARED_DATA
 from PIL import Image
 
 from aiclassify.data.clean import REPORT_NAME, CleanError, clean_dataset
 from aiclassify.data.cli import main
 from aiclassify.data.layouts import detect_layout, load_splits
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-_seeds = itertools.count(5000)
-
-
-def write_image(path: Path, size=(8, 8), pixels: np.ndarray | None = None) -> Path:
-    """A small image (format by suffix) of random pixels unless ``pixels`` are given."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if pixels is None:
-        pixels = np.random.default_rng(next(_seeds)).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(path)
-    return path
+write_image = image_writer(5000)
 
 
 def make_dataset(root: Path) -> Path:
@@ -126,8 +117,13 @@ def test_split_grid_writes_four_tiles(tmp_path):
     write_image(source / "fake" / "small.png", size=(6, 6))
     report = clean_dataset(source, tmp_path / "out", split_grid=True, grid_min_size=10, progress=False)
     out = tmp_path / "out"
-    assert files(out) == {"real/grid_00.png", "real/grid_01.png", "real/grid_10.png", "real/grid_11.png",
-                          "fake/small.png"}
+    assert files(out) == {
+        "real/grid_00.png",
+        "real/grid_01.png",
+        "real/grid_10.png",
+        "real/grid_11.png",
+        "fake/small.png",
+    }
     with Image.open(out / "real" / "grid_01.png") as tile:
         assert np.array_equal(np.asarray(tile), pixels[:10, 8:])
     assert report["summary"]["written"] == 5 and report["summary"]["changed"] == 1

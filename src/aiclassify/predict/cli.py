@@ -1,6 +1,6 @@
 """The predict command: ``python -m aiclassify.predict --run runs/demo a.jpg [b.png ...] [--json]``.
 
-Scores files through :class:`aiclassify.predictor.Predictor`, the same inference path as the API.
+Scores files through :class:`aiclassify.predict.Predictor`, the same inference path as the API.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     """Print one line per image: label and probability (or JSON with --json); 1 when a file failed."""
     args = parse_args(argv)
     setup_logging()
-    from aiclassify.predictor import Predictor
+    from aiclassify.predict import Predictor
     from aiclassify.runs import RunDirectoryError
 
     try:

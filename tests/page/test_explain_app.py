@@ -9,37 +9,33 @@ import pytest
 pytest.importorskip("requests")
 streamlit_testing = pytest.importorskip("streamlit.testing.v1")
 
-from api_fixtures import bare_saved_model, image_bytes, tiny_run  # noqa: E402
+from builders import image_bytes, two_images  # noqa: E402
+from conftest import page, serve_api  # noqa: E402
 from PIL import Image  # noqa: E402
-from test_streamlit_app import page, serve_api  # noqa: E402
 
 from aiclassify.page import results  # noqa: E402
 from aiclassify.page.client import ApiClient  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def api():
+def api(tiny_run, bare_saved_model):
     """``run`` explains (run directory); ``bare`` is the same run's SavedModel alone and cannot."""
-    with serve_api({"run": str(tiny_run()), "bare": str(bare_saved_model())}) as url:
+    with serve_api({"run": str(tiny_run), "bare": str(bare_saved_model)}) as url:
         yield url
 
 
-def files() -> list[tuple[str, bytes]]:
-    return [("photo.jpg", image_bytes("JPEG", size=(48, 40))), ("render.png", image_bytes(size=(40, 30)))]
-
-
 def test_score_files_with_overlays(api):
-    rows, fatal = results.score_files(ApiClient(api), files(), model="run", explain=True)
+    rows, fatal = results.score_files(ApiClient(api), two_images(), model="run", explain=True)
     assert fatal is None and all(r.ok for r in rows)
     assert [Image.open(io.BytesIO(r.overlay_png)).size for r in rows] == [(48, 40), (40, 30)]
     assert all(r.overlay_note is None for r in rows)
     assert "overlay_png" not in results.to_csv(rows) and "overlay_png" not in results.to_json(rows)
-    plain, _ = results.score_files(ApiClient(api), files(), model="run")
+    plain, _ = results.score_files(ApiClient(api), two_images(), model="run")
     assert all(r.ok and r.overlay_png is None for r in plain)
 
 
 def test_model_that_cannot_explain_is_scored_without_overlay(api):
-    rows, fatal = results.score_files(ApiClient(api), files(), model="bare", explain=True)
+    rows, fatal = results.score_files(ApiClient(api), two_images(), model="bare", explain=True)
     assert fatal is None and all(r.ok and r.overlay_png is None for r in rows)
     assert all("model.keras" in r.overlay_note for r in rows)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import functools
 import io
 import json
 import logging
@@ -15,29 +14,26 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from api_fixtures import (
-    CALIBRATION,
+from builders import (
     FakePredictor,
     animated,
     assert_matches_openapi,
-    calibrated_run,
     encode,
     exif_rotated_jpeg,
     gif_with_size,
     gradient,
     image_bytes,
     jpeg_with_size,
-    legacy_calibrated_run,
     noise_image,
     openapi_document,
     png_with_size,
     sixteen_bit_png,
-    tiny_run,
     truncated,
 )
+from conftest import CALIBRATION
 from PIL import Image
 
-from aiclassify.predictor import Predictor
+from aiclassify.predict import Predictor
 from aiclassify.serving.app import create_app
 from aiclassify.serving.batching import BatchQueue
 from aiclassify.serving.settings import SettingsError, load_settings
@@ -49,11 +45,11 @@ def b64(data: bytes) -> str:
 
 
 @pytest.fixture(scope="module")
-def app():
+def app(api_models):
     """Two real tiny models: ``faces`` (plain run) and ``general`` (calibrated, with operating points)."""
     application = create_app(
         {
-            "models": {"faces": str(tiny_run()), "general": str(calibrated_run())},
+            "models": api_models,
             "background_loading": False,
             "max_batch_wait_ms": 1,
             "max_upload_mb": 1,
@@ -75,16 +71,11 @@ def post_files(client, *files, url="/predict", field="file"):
     return client.post(url, data={field: entries}, content_type="multipart/form-data")
 
 
-@functools.cache
-def run_predictor():
-    from aiclassify.predictor import Predictor
-
-    return Predictor.load(tiny_run())
-
-
-def raw_probability(data: bytes) -> float:
-    """What the run's own Predictor says for these bytes."""
-    return run_predictor().probabilities([data])[0]
+@pytest.fixture(scope="module")
+def raw_probability(tiny_run):
+    """``raw_probability(data)``: what the run's own Predictor says for these bytes."""
+    predictor = Predictor.load(tiny_run)
+    return lambda data: predictor.probabilities([data])[0]
 
 
 # --- documentation and health -------------------------------------------------------------------
@@ -177,8 +168,8 @@ def test_not_ready_while_loading_then_ready():
         serving_state(app).registry.close()
 
 
-def test_model_that_failed_to_load_is_503_and_not_ready(tmp_path):
-    app = create_app({"models": f"good={tiny_run()},broken={tmp_path}/missing", "background_loading": False})
+def test_model_that_failed_to_load_is_503_and_not_ready(tiny_run, tmp_path):
+    app = create_app({"models": f"good={tiny_run},broken={tmp_path}/missing", "background_loading": False})
     client = app.test_client()
     try:
         assert client.get("/readyz").status_code == 503
@@ -196,7 +187,7 @@ def test_model_that_failed_to_load_is_503_and_not_ready(tmp_path):
 # --- /predict -------------------------------------------------------------------------------------
 
 
-def test_predict_one_file_matches_the_run_predictor(client):
+def test_predict_one_file_matches_the_run_predictor(client, raw_probability):
     data = image_bytes("JPEG", size=(64, 48))
     body = assert_matches_openapi(post_files(client, (data, "cat.jpg")), "/predict")
     [prediction] = body["predictions"]
@@ -238,7 +229,7 @@ def test_predict_json_base64_and_raw_body(client):
     assert from_json["predictions"][0]["filename"] is None
 
 
-def test_model_selection_and_calibration(client):
+def test_model_selection_and_calibration(client, raw_probability):
     data = image_bytes("JPEG")
     raw = raw_probability(data)
     body = assert_matches_openapi(post_files(client, data, url="/predict?model=general"), "/predict")
@@ -530,7 +521,7 @@ def test_odd_images_are_converted_and_classified(client, name):
     assert prediction["converted"] is (name not in ("grey png",))
 
 
-def test_exif_rotation_is_applied(client):
+def test_exif_rotation_is_applied(client, raw_probability):
     rotated = exif_rotated_jpeg(orientation=6, size=(40, 20))
     [prediction] = post_files(client, rotated).get_json()["predictions"]
     upright = Image.open(io.BytesIO(rotated)).transpose(Image.Transpose.ROTATE_270).convert("RGB")
@@ -538,7 +529,7 @@ def test_exif_rotation_is_applied(client):
     assert prediction["probability_ai"] == pytest.approx(raw_probability(encode(upright)), abs=1e-6)
 
 
-def test_animation_uses_the_first_frame(client):
+def test_animation_uses_the_first_frame(client, raw_probability):
     [prediction] = post_files(client, animated("WEBP")).get_json()["predictions"]
     first = Image.open(io.BytesIO(animated("WEBP"))).convert("RGB")
     assert prediction["probability_ai"] == pytest.approx(raw_probability(encode(first)), abs=1e-6)
@@ -547,7 +538,7 @@ def test_animation_uses_the_first_frame(client):
 # --- TensorFlow Serving REST API ------------------------------------------------------------------
 
 
-def test_tf_serving_predict_row_and_columnar_formats(client):
+def test_tf_serving_predict_row_and_columnar_formats(client, raw_probability):
     images = [image_bytes(), image_bytes("JPEG", size=(50, 50))]
     raw = [raw_probability(data) for data in images]
     instances = [{"b64": b64(images[0])}, {"image_bytes": {"b64": b64(images[1])}}]
@@ -621,8 +612,8 @@ def test_metadata_names_the_file_the_thresholds_came_from(client):
     assert section("faces")["calibration_source"] is None and section("faces")["operating_points"] == []
 
 
-def test_legacy_calibration_in_metadata_is_still_served():
-    app = create_app({"models": {"legacy": str(legacy_calibrated_run())}, "background_loading": False})
+def test_legacy_calibration_in_metadata_is_still_served(legacy_calibrated_run):
+    app = create_app({"models": {"legacy": str(legacy_calibrated_run)}, "background_loading": False})
     client = app.test_client()
     try:
         response = client.get("/v1/models/legacy/metadata")
@@ -763,8 +754,8 @@ def test_settings_from_environment():
         load_settings({"no_such_setting": 1}, environ={})
 
 
-def test_bare_saved_model_path():
-    app = create_app({"models": {"bare": str(tiny_run() / "saved_model")}, "background_loading": False})
+def test_bare_saved_model_path(tiny_run, raw_probability):
+    app = create_app({"models": {"bare": str(tiny_run / "saved_model")}, "background_loading": False})
     try:
         data = encode(gradient())
         body = assert_matches_openapi(post_files(app.test_client(), data), "/predict")

@@ -75,7 +75,7 @@ def test_parse_filters():
 def test_channel_mismatch_is_reported_as_n_a(tmp_path):
     from aiclassify.evaluate.cross_filter import cross_filter_section
     from aiclassify.evaluate.markdown import _cross_filter
-    from aiclassify.predictor import Predictor
+    from aiclassify.predict import Predictor
 
     trained_weights_model("none", channels=1).save(tmp_path / "model.keras")
     (tmp_path / "metadata.json").write_text(json.dumps({"image_size": 32, "threshold": 0.5}))
@@ -88,10 +88,10 @@ def test_channel_mismatch_is_reported_as_n_a(tmp_path):
     assert "| `srm` | n/a | n/a | 0 |" in _cross_filter(section)
 
 
-def test_evaluate_command_writes_the_cross_filter_section(trained_run, tmp_path, capsys):
+def test_evaluate_command_writes_the_cross_filter_section(tiny_run, tmp_path, capsys):
     from aiclassify.evaluate.cli import main
 
-    run_dir = shutil.copytree(trained_run, tmp_path / "run")
+    run_dir = shutil.copytree(tiny_run, tmp_path / "run")
     argv = ["--run", str(run_dir), "--tiers", "none", "--no-figures", "--no-metadata"]
     assert main([*argv, "--cross-filters", "none,gray_world,gaussian_blur,srm"]) == 0
     assert "cross-filter accuracy (trained with none): none " in capsys.readouterr().out

@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import shutil
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
+from builders import image_writer
 from PIL import Image
 
 from aiclassify.data.cli import main
 from aiclassify.data.inspection import format_summary, scan_dataset, summarize, write_inspection
 
-_seeds = itertools.count(1000)
-
-
-def write_image(path: Path, size=(8, 8), mode="RGB") -> Path:
-    """A small image of random pixels (format by suffix), different for every call."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(next(_seeds))
-    channels = {"RGB": 3, "RGBA": 4, "L": 1}[mode]
-    pixels = rng.integers(0, 256, (size[1], size[0], channels), dtype=np.uint8)
-    Image.fromarray(pixels.squeeze() if channels == 1 else pixels, mode).save(path)
-    return path
+write_image = image_writer(1000)
 
 
 def make_dataset(root: Path) -> Path:

@@ -1,9 +1,10 @@
-"""``aiclassify.evaluate`` on a tiny demo run: report files, figures, metadata, consistency."""
+"""``aiclassify.evaluate`` on (a copy of) the tiny demo run: report files, figures, metadata, consistency."""
 
 from __future__ import annotations
 
 import io
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -23,39 +24,21 @@ FIGURES = (
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    """A cnn_small2 run trained for two epochs on 40 demo images per class."""
-    from aiclassify.config import load_config
-    from aiclassify.train import train
-
-    tmp = tmp_path_factory.mktemp("evaluate")
-    config = load_config(
-        None,
-        [
-            "name=tiny-eval",
-            "data.source=demo",
-            f"data.path={tmp}/demo",
-            "data.demo_images_per_class=40",
-            "data.image_size=32",
-            "model.name=cnn_small2",
-            "train.epochs=2",
-            "train.batch_size=16",
-            "train.verbose=0",
-        ],
-    )
-    train(config, tmp / "run")
-    return tmp / "run"
+def run_copy(tiny_run, tmp_path_factory) -> Path:
+    """A copy of the shared tiny run (cnn_small2, two epochs on 24 demo images per class), which
+    evaluation writes into."""
+    return shutil.copytree(tiny_run, tmp_path_factory.mktemp("evaluate") / "run")
 
 
 @pytest.fixture(scope="module")
-def evaluated(tiny_run) -> tuple[Path, dict, dict]:
+def evaluated(run_copy, demo_data) -> tuple[Path, dict, dict]:
     """Run the command once (with an OOD set); return the run, the report and the old metadata."""
     from aiclassify.evaluate.cli import main
 
-    before = (tiny_run / "metadata.json").read_bytes()
-    ood = f"demo-all={tiny_run.parent / 'demo'}"
-    assert main(["--run", str(tiny_run), "--ood", ood, "--grid-images", "8"]) == 0
-    return tiny_run, json.loads((tiny_run / "report.json").read_text()), before
+    before = (run_copy / "metadata.json").read_bytes()
+    ood = f"demo-all={demo_data}"
+    assert main(["--run", str(run_copy), "--ood", ood, "--grid-images", "8"]) == 0
+    return run_copy, json.loads((run_copy / "report.json").read_text()), before
 
 
 def test_writes_report_and_every_figure(evaluated):
@@ -114,10 +97,8 @@ def test_evaluation_writes_calibration_json_and_never_rewrites_metadata(evaluate
 
 
 def test_a_run_evaluated_twice_serves_the_thresholds_its_file_says(evaluated, tmp_path):
-    import shutil
-
     from aiclassify.evaluate.report import evaluate_run
-    from aiclassify.predictor import Predictor
+    from aiclassify.predict import Predictor
 
     run_dir, _, before = evaluated
     copy = shutil.copytree(run_dir, tmp_path / "run")
@@ -145,15 +126,15 @@ def test_robustness_tiers_and_ood_sets(evaluated):
     assert rows["clean"]["accuracy"] == report["test"]["accuracy"]
     for row in rows.values():
         assert 0.0 <= row["accuracy"] <= 1.0 and row["examples"] == report["data"]["test_examples"]
-    assert report["ood"]["demo-all"]["examples"] == 80
+    assert report["ood"]["demo-all"]["examples"] == 48
 
 
-def test_robustness_transforms_return_decodable_images(tiny_run):
+def test_robustness_transforms_return_decodable_images(demo_data):
     from PIL import Image
 
     from aiclassify.data.layouts import list_images
 
-    original = Path(list_images(tiny_run.parent / "demo" / "real")[0]).read_bytes()
+    original = Path(list_images(demo_data / "real")[0]).read_bytes()
     for name, transform in TIERS.items():
         if transform is not None:
             data = transform(original)
@@ -173,8 +154,6 @@ def test_cli_reports_errors_and_registers_commands(tmp_path, capsys):
 
 def test_run_without_saved_model_is_scored_with_model_keras(evaluated, tmp_path):
     """model.keras behind the same decoder gives the SavedModel's numbers."""
-    import shutil
-
     from aiclassify.evaluate.report import evaluate_run
 
     run_dir, report, _ = evaluated

@@ -130,8 +130,12 @@ def test_download_extracts_into_dest_with_a_marker(tmp_path):
     result = download_dataset("cifake", dest, client=client, quiet=True, log=lambda _: None)
     assert result.downloaded and result.files == 4 and result.path == dest
     assert client.calls == [
-        {"dataset": kaggle.KAGGLE_DATASETS["cifake"], "path": str(dest.parent / ".cifake.partial"),
-         "force": False, "unzip": False}
+        {
+            "dataset": kaggle.KAGGLE_DATASETS["cifake"],
+            "path": str(dest.parent / ".cifake.partial"),
+            "force": False,
+            "unzip": False,
+        }
     ]
     assert sorted(str(p.relative_to(dest)) for p in dest.rglob("*.jpg")) == sorted(ARCHIVE_FILES)
     assert json.loads((dest / MARKER_NAME).read_text())["dataset"] == kaggle.KAGGLE_DATASETS["cifake"]

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
 import tensorflow as tf
+from builders import encode
 from PIL import Image
 
 from aiclassify.data.layouts import Sample
 from aiclassify.data.pipeline import load_example, make_dataset
 from aiclassify.data.validate import drop_unreadable, image_problem
 from aiclassify.preprocessing import decode_and_resize, decode_batch
-
-
-def encoded(image: Image.Image, fmt: str, **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **options)
-    return buffer.getvalue()
 
 
 def gradient_image(width: int = 40, height: int = 30, mode: str = "RGB") -> Image.Image:
@@ -41,18 +34,18 @@ def gradient_image(width: int = 40, height: int = 30, mode: str = "RGB") -> Imag
     ],
 )
 def test_decode_and_resize_handles_formats_and_modes(fmt, mode):
-    image = decode_and_resize(tf.constant(encoded(gradient_image(mode=mode), fmt)), 16)
+    image = decode_and_resize(tf.constant(encode(gradient_image(mode=mode), fmt)), 16)
     assert image.shape == (16, 16, 3) and image.dtype == tf.uint8
 
 
 def test_decode_is_exact_at_native_size():
     source = gradient_image(32, 32)
-    decoded = decode_and_resize(tf.constant(encoded(source, "PNG")), 32).numpy()
+    decoded = decode_and_resize(tf.constant(encode(source, "PNG")), 32).numpy()
     np.testing.assert_array_equal(decoded, np.asarray(source))
 
 
 def test_decode_same_eagerly_in_dataset_map_and_in_batch():
-    data = [encoded(gradient_image(), "JPEG", quality=90), encoded(gradient_image(50, 20), "PNG")]
+    data = [encode(gradient_image(), "JPEG", quality=90), encode(gradient_image(50, 20), "PNG")]
     eager = np.stack([decode_and_resize(tf.constant(b), 24).numpy() for b in data])
     mapped = np.stack(list(tf.data.Dataset.from_tensor_slices(data).map(lambda b: decode_and_resize(b, 24))))
     batched = decode_batch(tf.constant(data), 24).numpy()
@@ -62,7 +55,7 @@ def test_decode_same_eagerly_in_dataset_map_and_in_batch():
 
 def test_load_example_eagerly_and_in_map(tmp_path):
     path = tmp_path / "x.png"
-    path.write_bytes(encoded(gradient_image(), "PNG"))
+    path.write_bytes(encode(gradient_image(), "PNG"))
     image, label = load_example(tf.constant(str(path)), tf.constant(1), 32)
     assert image.shape == (32, 32, 3) and float(label) == 1.0
     mapped = next(iter(tf.data.Dataset.from_tensors((str(path), 1)).map(lambda p, y: load_example(p, y, 32))))
@@ -71,13 +64,13 @@ def test_load_example_eagerly_and_in_map(tmp_path):
 
 def corrupt_files(folder):
     good = folder / "good.jpg"
-    good.write_bytes(encoded(gradient_image(), "JPEG"))
+    good.write_bytes(encode(gradient_image(), "JPEG"))
     text = folder / "notes.jpg"
     text.write_text("not an image at all")
     truncated = folder / "truncated.jpg"
-    truncated.write_bytes(encoded(gradient_image(200, 200), "JPEG")[:600])
+    truncated.write_bytes(encode(gradient_image(200, 200), "JPEG")[:600])
     tiff = folder / "scan.tif"
-    tiff.write_bytes(encoded(gradient_image(), "TIFF"))
+    tiff.write_bytes(encode(gradient_image(), "TIFF"))
     return good, text, truncated, tiff
 
 

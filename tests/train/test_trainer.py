@@ -19,34 +19,34 @@ from aiclassify.train.devices import choose_precision
 from aiclassify.train.trainer import learning_rate
 
 
-def test_run_directory_is_complete(trained_run):
+def test_run_directory_is_complete(tiny_run):
     for name in ("config.yaml", "history.csv", "metrics.json", "model.keras", "metadata.json", "saved_model"):
-        assert (trained_run / name).exists(), name
-    assert not (trained_run / runs.BACKUP_DIR).exists()
-    assert not [p for p in trained_run.iterdir() if p.name.startswith(".")]
+        assert (tiny_run / name).exists(), name
+    assert not (tiny_run / runs.BACKUP_DIR).exists()
+    assert not [p for p in tiny_run.iterdir() if p.name.startswith(".")]
 
 
-def test_saved_config_is_fully_resolved(trained_run):
-    saved = yaml.safe_load((trained_run / "config.yaml").read_text())
+def test_saved_config_is_fully_resolved(tiny_run):
+    saved = yaml.safe_load((tiny_run / "config.yaml").read_text())
     assert saved["model"]["name"] == "cnn_small2"
     assert saved["train"]["learning_rate"] == 0.001  # a default, written out too
     assert set(saved) == {"name", "data", "model", "train", "export"}
 
 
-def test_history_has_one_row_per_epoch(trained_run):
-    with (trained_run / "history.csv").open() as handle:
+def test_history_has_one_row_per_epoch(tiny_run):
+    with (tiny_run / "history.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert [row["epoch"] for row in rows] == ["0", "1"]
     assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(rows[0])
 
 
-def test_metrics_and_metadata(trained_run):
-    metrics = json.loads((trained_run / "metrics.json").read_text())
+def test_metrics_and_metadata(tiny_run):
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
     for split in ("validation", "test"):
         assert set(metrics[split]) >= {"loss", "accuracy", "precision", "recall", "f1", "roc_auc"}
         assert 0.0 <= metrics[split]["accuracy"] <= 1.0
     assert metrics["train_seconds"] > 0 and metrics["epochs_completed"] == 2
-    metadata = runs.read_metadata(trained_run)
+    metadata = runs.read_metadata(tiny_run)
     assert metadata["classes"] == {"0": "real", "1": "ai-generated"}
     assert metadata["class_folders"] == {"0": "real", "1": "fake"}
     assert metadata["image_size"] == 32 and metadata["threshold"] == 0.5
@@ -80,10 +80,10 @@ def test_mixed_precision_config_trains_on_cpu(tmp_path, demo_data):
     assert runs.read_metadata(tmp_path / "run")["precision"] == "float32"
 
 
-def test_finished_run_is_not_overwritten_silently(trained_run):
-    config = load_config(trained_run / "config.yaml")
+def test_finished_run_is_not_overwritten_silently(tiny_run):
+    config = load_config(tiny_run / "config.yaml")
     with pytest.raises(runs.RunDirectoryError, match="--overwrite"):
-        runs.prepare_workdir(config, trained_run)
+        runs.prepare_workdir(config, tiny_run)
 
 
 def test_interrupted_run_resumes_only_with_its_own_config(tmp_path):
@@ -126,9 +126,9 @@ def test_train_cli_runs_with_overrides(tmp_path, demo_data):
     assert runs.read_metadata(tmp_path / "run")["name"] == "demo"
 
 
-def test_metadata_carries_the_measured_metrics(trained_run):
-    metadata = runs.read_metadata(trained_run)
-    metrics = json.loads((trained_run / "metrics.json").read_text())
+def test_metadata_carries_the_measured_metrics(tiny_run):
+    metadata = runs.read_metadata(tiny_run)
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
     assert metadata["metrics"]["test"] == metrics["test"]
     assert metadata["train_seconds"] == metrics["train_seconds"]
 

@@ -7,7 +7,7 @@ with the demo models, whose verdicts mean something (the tiny test models' do no
 
     make demo
     AICLASSIFY_E2E_MODELS=faces=runs/demo,general=runs/demo-general AICLASSIFY_UPDATE_SCREENSHOT=1 \
-        .venv/bin/python -m pytest tests/test_browser_e2e.py
+        .venv/bin/python -m pytest tests/page/test_browser_e2e.py
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -36,8 +35,7 @@ playwright_api = pytest.importorskip(
 requests = pytest.importorskip("requests")
 pytest.importorskip("streamlit")
 
-from api_fixtures import stop_process  # noqa: E402
-from test_streamlit_app import APP, REPO, free_port, serve_api  # noqa: E402
+from conftest import APP, REPO, free_port, serve_api, server_process  # noqa: E402
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -53,9 +51,10 @@ SCREENSHOT = REPO / "docs" / "screenshot.png"
 
 
 @pytest.fixture(scope="module")
-def api() -> Iterator[str]:
+def api(request) -> Iterator[str]:
     """Base URL of the real API on 127.0.0.1: the tiny test runs, or ``AICLASSIFY_E2E_MODELS``."""
-    with serve_api(os.environ.get("AICLASSIFY_E2E_MODELS")) as url:
+    models = os.environ.get("AICLASSIFY_E2E_MODELS") or request.getfixturevalue("api_models")
+    with serve_api(models) as url:
         yield url
 
 
@@ -89,25 +88,9 @@ def streamlit_url(api, tmp_path_factory) -> Iterator[str]:
         "--client.toolbarMode",
         "minimal",
     ]
-    with open(log, "wb") as output:
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"streamlit exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                if requests.get(f"{url}/_stcore/health", timeout=2).status_code == 200:
-                    break
-            except (requests.ConnectionError, requests.Timeout):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not start within {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.3)
+    with server_process("streamlit", command, f"{url}/_stcore/health", log, env, START_TIMEOUT_S, grace_s=10):
         yield url
-    finally:
-        stop_process(process, grace_s=10)
 
 
 def sample_images(directory: Path) -> list[Path]:

@@ -10,86 +10,29 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("requests")
 streamlit_testing = pytest.importorskip("streamlit.testing.v1")
 
-from api_fixtures import FakePredictor, calibrated_run, image_bytes, tiny_run  # noqa: E402
+from builders import FakePredictor, two_images  # noqa: E402
+from conftest import APP, free_port, page, serve_api, serve_app, silent_server  # noqa: E402
 
 from aiclassify.page import about, results, wait_api  # noqa: E402
 from aiclassify.page.client import ApiCallError, ApiClient, api_url_from_env, timeout_from_env  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-
-APP = REPO / "app" / "streamlit_app.py"
-APP_TIMEOUT_S = 60  # one script run, including the requests it makes to the API
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on (at the time of asking) on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def serve_api(models: str | None = None) -> Iterator[str]:
-    """The real Flask API on 127.0.0.1 in a thread, models faces (tiny run) and general (calibrated run).
-
-    ``general`` has stored operating points (fpr_1pct); ``faces`` has none. ``models``
-    (``name=path,...``) serves other runs instead. Yields the base URL.
-    """
-    from werkzeug.serving import make_server
-
-    from aiclassify.serving.app import create_app
-
-    if not models:
-        models = {"faces": str(tiny_run()), "general": str(calibrated_run())}
-    flask_app = create_app(config={"models": models, "background_loading": False})
-    server = make_server("127.0.0.1", 0, flask_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="api-for-app-tests", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(10)
-        flask_app.extensions["aiclassify"].registry.close()
-
-
-@contextmanager
-def silent_server() -> Iterator[str]:
-    """A loopback port that accepts connections and never answers (an API that hangs)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(8)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-
 
 @pytest.fixture(scope="module")
-def api() -> Iterator[str]:
-    """Base URL of the real API for this module."""
-    with serve_api() as url:
+def api(api_models) -> Iterator[str]:
+    """Base URL of the real API for this module: ``faces`` (tiny run) and ``general`` (calibrated run,
+    with stored operating points, fpr_1pct among them; ``faces`` has none)."""
+    with serve_api(api_models) as url:
         yield url
-
-
-def two_images() -> list[tuple[str, bytes]]:
-    """A JPEG and a PNG."""
-    return [
-        ("photo.jpg", image_bytes("JPEG", size=(48, 40))),
-        ("render.png", image_bytes("PNG", size=(40, 30))),
-    ]
 
 
 # --- client and results, against the real API -------------------------------------------------
@@ -247,18 +190,6 @@ def test_about_texts():
 # --- the page, through AppTest ------------------------------------------------------------------
 
 
-def page(monkeypatch, url: str):
-    """The page run once against the API at ``url``."""
-    monkeypatch.setenv("AICLASSIFY_API_URL", url)
-    monkeypatch.delenv("AICLASSIFY_API_KEY", raising=False)
-    if "AICLASSIFY_API_TIMEOUT_S" not in os.environ:
-        monkeypatch.setenv("AICLASSIFY_API_TIMEOUT_S", "30")
-    at = streamlit_testing.AppTest.from_file(str(APP), default_timeout=APP_TIMEOUT_S)
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
 def markdown_text(at) -> str:
     """All markdown of the page (main area and sidebar)."""
     return "\n".join(m.value for m in at.markdown)
@@ -322,23 +253,16 @@ def test_page_when_api_hangs(monkeypatch):
 
 
 def test_page_while_models_load(monkeypatch):
-    from werkzeug.serving import make_server
-
     from aiclassify.serving.app import create_app
 
     predictor = FakePredictor()
     predictor.release.clear()  # the warm-up call blocks: the model stays LOADING
     flask_app = create_app(config={"models": {"slow": "unused"}}, predictors={"slow": predictor})
-    server = make_server("127.0.0.1", 0, flask_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        at = page(monkeypatch, f"http://127.0.0.1:{server.server_port}")
-        assert any("No model is available yet" in w.value for w in at.warning)
-        assert any("slow" in w.value and "loading" in w.value for w in at.sidebar.warning)
-        assert at.selectbox(key="model_none").disabled
-    finally:
-        predictor.release.set()
-        server.shutdown()
-        thread.join(10)
-        flask_app.extensions["aiclassify"].registry.close()
+    with serve_app(flask_app) as url:
+        try:
+            at = page(monkeypatch, url)
+            assert any("No model is available yet" in w.value for w in at.warning)
+            assert any("slow" in w.value and "loading" in w.value for w in at.sidebar.warning)
+            assert at.selectbox(key="model_none").disabled
+        finally:
+            predictor.release.set()
