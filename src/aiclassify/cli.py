@@ -7,7 +7,7 @@ import sys
 
 COMMANDS = {
     "train": ("aiclassify.train.cli", "train a model from a config"),
-    "predict": ("aiclassify.predict", "classify image files with a trained run"),
+    "predict": ("aiclassify.predict.cli", "classify image files with a trained run"),
     "demo-data": ("aiclassify.data.demo", "write the embedded demo dataset or sample images"),
     "evaluate": ("aiclassify.evaluate.cli", "evaluate a run: metrics, calibration, robustness, figures"),
     "compare": ("aiclassify.compare", "train and evaluate several models on the same splits"),
