@@ -71,8 +71,12 @@ def sidebar() -> tuple[ApiClient, list[ModelInfo], ApiCallError | None, str | No
     return client, models, error, chosen, STRICT_OPERATING_POINT if point == STRICT_POINT else None
 
 
+VERDICT_COLOURS = {"AI-generated": "red", "Real": "green", results.INCONCLUSIVE: "gray"}
+
+
 def show_verdict(row: results.ResultRow, content: bytes) -> None:
-    """One image (and its Grad-CAM overlay, when there is one) beside its verdict, probability bar."""
+    """One image (and its Grad-CAM overlay, when there is one) beside its verdict, probability bar
+    and the warnings that make the verdict unreliable."""
     if row.overlay_png:
         left, middle, right = st.columns([1, 1, 2])
     else:
@@ -89,16 +93,30 @@ def show_verdict(row: results.ResultRow, content: bytes) -> None:
         if not row.ok:
             st.error(f"{row.file}: {row.error}")
             return
-        colour = "red" if row.verdict == "AI-generated" else "green"
-        st.markdown(f"### :{colour}[{row.verdict}]")
+        st.markdown(f"### :{VERDICT_COLOURS.get(row.verdict, 'gray')}[{row.verdict}]")
+        if row.inconclusive:
+            st.markdown(
+                f"**{results.INCONCLUSIVE_TEXT}.** Its score lies between the levels at which it was "
+                "reliable when tested: treat this image as unclassified, not as real or fake."
+            )
         st.progress(
             min(max(float(row.probability_ai), 0.0), 1.0),
             text=f"Probability AI-generated: {row.probability_ai:.1%}",
         )
+        if row.warnings:
+            st.warning(
+                "**This verdict is less reliable:**\n"
+                + "\n".join(f"- {warning.get('message')}" for warning in row.warnings)
+            )
         point = "default" if row.operating_point in (None, "default") else row.operating_point
+        band = (
+            f" · real up to {row.band_lower:.3f}, AI-generated from {row.band_upper:.3f}"
+            if row.band_lower is not None and row.band_upper is not None
+            else " · no inconclusive band (model not evaluated)"
+        )
         st.caption(
             f"Model {row.model} (version {row.model_version}) · threshold {row.threshold:.3f} "
-            f"({point}) · {row.size} {row.format or ''}"
+            f"({point}): {row.label}{band} · {row.size} {row.format or ''}"
         )
         if row.overlay_note:
             st.caption(f"No Grad-CAM overlay: {row.overlay_note}")
@@ -138,7 +156,7 @@ def show_results(scored: dict) -> None:
     if scored["fatal"] is not None:
         st.error(f"Scoring stopped: {scored['fatal'].message}")
     counts = results.summary(rows)
-    columns = st.columns(3)
+    columns = st.columns(len(counts))
     for column, (label, count) in zip(columns, counts.items(), strict=True):
         column.metric(label, count)
     for row, content in list(zip(rows, scored["contents"], strict=True))[:MAX_PREVIEWS]:
@@ -188,6 +206,9 @@ def main() -> None:
     st.title("AI-generated or real?")
     st.caption("Upload one image or many; each is classified by the aiclassify API.")
     client, models, error, model, point = sidebar()
+    chosen = next((m for m in models if m.name == model), None)
+    if chosen is not None and chosen.is_demo:
+        st.warning(f"**{about.DEMO_BANNER}.**", icon="⚠️")
     explain = st.sidebar.checkbox(
         "Show Grad-CAM overlay",
         key="explain",

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 import yaml
 
-from aiclassify.config import CONFIG_DIR, Config, ConfigError, load_config, save_config, to_dict
+from aiclassify.config import (
+    CONFIG_DIR,
+    Config,
+    ConfigError,
+    DegradeConfig,
+    load_config,
+    save_config,
+    to_dict,
+)
 
 
 def test_defaults_are_frozen():
@@ -186,3 +195,108 @@ def test_train_command_from_another_directory_finds_the_config_and_names_the_mis
     assert f"Dataset folder not found: {missing}" in result.stderr
     assert "aiclassify data download faces" in result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+# --- train.degrade, train.validation_degraded, data.train_crop ---------------------------------------
+
+
+def test_degradations_are_off_by_default():
+    config = load_config()
+    assert config.train.degrade == DegradeConfig()
+    assert set(config.train.degrade.probabilities.values()) == {0.0}
+    assert config.train.validation_degraded is False and config.data.train_crop is False
+    assert (DegradeConfig().blur_sigma_max, DegradeConfig().jpeg_quality_min) == (3.0, 30)
+    assert (DegradeConfig().downscale_min_scale, DegradeConfig().crop_min_fraction) == (0.5, 0.8)
+
+
+def test_nested_degrade_section_loads_from_yaml_and_overrides(tmp_path):
+    path = tmp_path / "robust.yaml"
+    path.write_text("train:\n  degrade:\n    jpeg_prob: 0.25\n    jpeg_quality_min: 50\n")
+    config = load_config(path, ["train.degrade.blur_prob=0.5", "train.degrade.blur_sigma_max=2"])
+    degrade = config.train.degrade
+    assert (degrade.jpeg_prob, degrade.jpeg_quality_min) == (0.25, 50)
+    assert (degrade.blur_prob, degrade.blur_sigma_max) == (0.5, 2.0)
+    assert degrade.crop_prob == 0.0  # untouched default
+    assert load_config(None, ["train.validation_degraded=true"]).train.validation_degraded is True
+    assert load_config(None, ["data.train_crop=true"]).data.train_crop is True
+
+
+def test_degrade_section_round_trips(tmp_path):
+    config = load_config("faces.yaml", ["train.degrade.crop_prob=0.1"])
+    save_config(config, tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml") == config
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text())["train"]["degrade"]["crop_prob"] == 0.1
+
+
+def test_unknown_degrade_key_names_the_nested_key(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("train:\n  degrade:\n    blur_prb: 0.5\n")
+    with pytest.raises(
+        ConfigError, match=r"unknown key 'train.degrade.blur_prb'\. Did you mean 'train.degrade.blur_prob'"
+    ):
+        load_config(path)
+
+
+def test_degrade_must_be_a_mapping_of_typed_values():
+    with pytest.raises(ConfigError, match=r"'train.degrade' must be a mapping"):
+        load_config(None, ["train.degrade=0.5"])
+    with pytest.raises(ConfigError, match=r"'train.degrade.jpeg_quality_min' must be int"):
+        load_config(None, ["train.degrade.jpeg_quality_min=50.5"])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("blur_prob=1.5", "blur_prob must be in [0, 1]. Received: blur_prob=1.5"),
+        ("jpeg_prob=-0.1", "jpeg_prob must be in [0, 1]. Received: jpeg_prob=-0.1"),
+        ("downscale_prob=2", "downscale_prob must be in [0, 1]. Received: downscale_prob=2.0"),
+        ("crop_prob=1.01", "crop_prob must be in [0, 1]. Received: crop_prob=1.01"),
+        ("blur_sigma_max=-1", "blur_sigma_max must be >= 0. Received: blur_sigma_max=-1.0"),
+        ("jpeg_quality_min=101", "jpeg_quality_min must be in [0, 100]. Received: jpeg_quality_min=101"),
+        ("downscale_min_scale=0", "downscale_min_scale must be in (0, 1]. Received: downscale_min_scale=0.0"),
+        ("crop_min_fraction=1.2", "crop_min_fraction must be in (0, 1]. Received: crop_min_fraction=1.2"),
+    ],
+)
+def test_degrade_ranges_are_checked(override, message):
+    with pytest.raises(ConfigError) as error:
+        load_config(None, [f"train.degrade.{override}"])
+    assert str(error.value) == f"defaults: in 'train.degrade': {message}"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        DegradeConfig(**{override.split("=")[0]: float(override.split("=")[1])})
+
+
+def test_range_errors_name_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("train:\n  degrade:\n    jpeg_prob: 3\n")
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: in 'train.degrade': jpeg_prob must be"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("name", ["cifake", "faces", "general"])
+def test_shipped_product_configs_train_the_robust_recipe(name):
+    config = load_config(name)
+    assert config.train.validation_degraded is True
+    assert all(p > 0 for p in config.train.degrade.probabilities.values())
+    assert config.train.early_stopping_patience > 3
+    assert config.data.train_crop is (name != "cifake")
+    header = (CONFIG_DIR / f"{name}.yaml").read_text().split("\nname:")[0]
+    assert "NOT YET MEASURED with this recipe" in header and "without" in header.lower()
+
+
+def test_the_recipe_suits_each_input_size():
+    cifake, faces = load_config("cifake").train.degrade, load_config("faces").train.degrade
+    assert cifake.blur_sigma_max <= 1.5 and cifake.jpeg_quality_min >= 50
+    assert (faces.blur_prob, faces.blur_sigma_max, faces.jpeg_prob, faces.jpeg_quality_min) == (
+        0.5,
+        3.0,
+        0.5,
+        30,
+    )
+    assert load_config("general").train.degrade == faces
+
+
+@pytest.mark.parametrize("name", ["demo", "demo-general"])
+def test_demo_configs_train_without_the_recipe(name):
+    config = load_config(name)
+    assert config.train.degrade == DegradeConfig() and not config.train.validation_degraded
+    assert not config.data.train_crop

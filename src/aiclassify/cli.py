@@ -14,6 +14,7 @@ COMMANDS = {
     "study": ("aiclassify.study", "filter or augmentation study: one model per variant, one table"),
     "data": ("aiclassify.data.cli", "download, inspect and clean datasets"),
     "explain": ("aiclassify.explain", "Grad-CAM heatmap overlay for an image"),
+    "release": ("aiclassify.release", "ship an evaluated run as a model folder with its model card"),
 }
 
 

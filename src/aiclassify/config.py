@@ -68,6 +68,9 @@ class DataConfig:
     filter: FilterName = "none"  # docs/filters.md
     filter_sigma: float = 1.0  # gaussian_blur only
     filter_kernel_size: int = 3  # gaussian_blur and median_blur: odd window size
+    # Training images at least image_size on both sides are randomly cropped to image_size at
+    # native resolution instead of resized (no size shortcut); validation and test are resized.
+    train_crop: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,53 @@ class ModelConfig:
     dropout: float = 0.5
     padding: Padding = "same"  # cnn_small* only
     bn_momentum: float = 0.99  # Keras default; 0.9 lets short runs on small data converge
+
+
+def _check_probability(owner: object, name: str) -> None:
+    value = getattr(owner, name)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1]. Received: {name}={value}")
+
+
+@dataclass(frozen=True)
+class DegradeConfig:
+    """``train.degrade``: training-time degradations that copies of images suffer in the wild.
+
+    Each is applied independently with its probability to every training image, whatever its
+    label, after ``train.augment`` (see :mod:`aiclassify.data.augment`); all are off by default.
+    """
+
+    blur_prob: float = 0.0
+    blur_sigma_max: float = 3.0  # Gaussian blur: sigma drawn uniformly from [0, max] (pixels)
+    jpeg_prob: float = 0.0
+    jpeg_quality_min: int = 30  # JPEG re-encoding: quality drawn uniformly from [min, 100]
+    downscale_prob: float = 0.0
+    downscale_min_scale: float = 0.5  # side scale drawn from [min, 1], antialiased, restored to size
+    crop_prob: float = 0.0
+    crop_min_fraction: float = 0.8  # random crop, side fraction drawn from [min, 1], resized back
+
+    def __post_init__(self) -> None:
+        for name in ("blur_prob", "jpeg_prob", "downscale_prob", "crop_prob"):
+            _check_probability(self, name)
+        if self.blur_sigma_max < 0:
+            raise ValueError(f"blur_sigma_max must be >= 0. Received: blur_sigma_max={self.blur_sigma_max}")
+        if not 0 <= self.jpeg_quality_min <= 100:
+            raise ValueError(
+                f"jpeg_quality_min must be in [0, 100]. Received: jpeg_quality_min={self.jpeg_quality_min}"
+            )
+        for name in ("downscale_min_scale", "crop_min_fraction"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in (0, 1]. Received: {name}={getattr(self, name)}")
+
+    @property
+    def probabilities(self) -> dict[str, float]:
+        """Each degradation's probability, by name (``blur``, ``jpeg``, ``downscale``, ``crop``)."""
+        return {
+            "blur": self.blur_prob,
+            "jpeg": self.jpeg_prob,
+            "downscale": self.downscale_prob,
+            "crop": self.crop_prob,
+        }
 
 
 @dataclass(frozen=True)
@@ -102,6 +152,10 @@ class TrainConfig:
     augment_noise_sigma: float = 4.0  # noise: Gaussian sigma in 0-255 pixel units
     augment_color_strength: float = 0.2  # color_jitter: brightness/contrast/saturation strength
     augment_jpeg_min_quality: int = 60  # jpeg: quality drawn from [q, 100]
+    degrade: DegradeConfig = field(default_factory=DegradeConfig)  # blur/JPEG/downscale/crop copies
+    # Monitor (early stopping, checkpoints) the validation split plus one degraded copy of each
+    # image, drawn once with a fixed seed; metrics.json's validation metrics stay on the clean split.
+    validation_degraded: bool = False
 
 
 @dataclass(frozen=True)
@@ -185,7 +239,12 @@ def from_dict(schema: type, values: dict[str, Any], source: str, prefix: str = "
             kwargs[key] = from_dict(expected, value, source, f"{dotted}.")
         else:
             kwargs[key] = _check_type(value, expected, dotted, source)
-    return schema(**kwargs)
+    try:
+        return schema(**kwargs)
+    except ValueError as error:  # a range check in the section's __post_init__
+        if isinstance(error, ConfigError):
+            raise
+        raise ConfigError(f"{source}: in '{prefix.rstrip('.') or 'top level'}': {error}") from None
 
 
 def _check_type(value: Any, expected: Any, dotted: str, source: str) -> Any:

@@ -7,8 +7,8 @@ Each artefact has one writer; every other module only reads it.
   ``metadata.json`` (its presence marks a finished run); while training, ``backup/`` holds the
   state that lets the same command resume an interrupted run.
 - Evaluation (:mod:`aiclassify.evaluate`) writes ``report.json``, ``report.md``, ``figures/`` and
-  ``calibration.json`` (temperature and operating points fitted on validation). It never rewrites
-  training's files.
+  ``calibration.json`` (temperature, operating points and inconclusive band fitted on validation).
+  It never rewrites training's files.
 - The predictor (:mod:`aiclassify.predict`) reads ``metadata.json``, ``calibration.json`` and
   ``saved_model/``.
 """

@@ -9,7 +9,10 @@ from builders import calibrated_sample
 
 from aiclassify.evaluate.operating_points import (
     balanced_threshold,
+    band_summary,
+    choose_band,
     choose_operating_points,
+    lower_threshold_for_fnr,
     rates,
     threshold_for_fpr,
 )
@@ -47,3 +50,95 @@ def test_operating_points_have_the_metadata_keys():
 def test_operating_points_need_both_classes():
     with pytest.raises(ValueError, match="both"):
         choose_operating_points(np.zeros(5), np.linspace(0, 1, 5))
+
+
+# --- the inconclusive band ----------------------------------------------------------------------------
+
+# 100 real and 100 AI-generated images on a few score levels, so that every rate is known by hand:
+# real: 90 at 0.05, 4 at 0.35, 3 at 0.55, 3 at 0.75;
+# AI-generated: 90 at 0.95, 4 at 0.65, 3 at 0.45, 3 at 0.25.
+KNOWN_LABELS = np.array([0] * 100 + [1] * 100)
+KNOWN_SCORES = np.array(
+    [0.05] * 90 + [0.35] * 4 + [0.55] * 3 + [0.75] * 3 + [0.95] * 90 + [0.65] * 4 + [0.45] * 3 + [0.25] * 3
+)
+
+
+def test_band_on_known_scores():
+    band = choose_band(KNOWN_LABELS, KNOWN_SCORES, 0.03)
+    # upper: at 0.65 the 3 real images at 0.75 are flagged (3 %), at 0.55 six would be (6 %)
+    # lower: at 0.35 the 3 AI images at 0.25 are called real (3 %), at 0.45 six would be
+    assert (band["lower"], band["upper"], band["target_fpr"], band["empty"]) == (0.35, 0.65, 0.03, False)
+    validation = band["validation"]
+    assert validation["counts"] == {
+        "images": 200,
+        "real_images": 100,
+        "ai_images": 100,
+        "called_ai_generated": 97,  # 94 AI + 3 real
+        "called_real": 97,  # 94 real + 3 AI
+        "inconclusive": 6,  # the 3 real at 0.55 and the 3 AI at 0.45
+        "false_positives": 3,
+        "false_negatives": 3,
+    }
+    assert validation["coverage"] == pytest.approx(194 / 200)
+    assert validation["confident_accuracy"] == pytest.approx(188 / 194)
+    assert validation["fpr"] == pytest.approx(0.03) and validation["fnr"] == pytest.approx(0.03)
+    assert validation["recall"] == pytest.approx(0.94)
+
+
+def test_a_smaller_rate_widens_the_band():
+    band = choose_band(KNOWN_LABELS, KNOWN_SCORES, 0.01)  # not one error allowed among 100 images
+    assert (band["lower"], band["upper"]) == (0.05, 0.95)
+    assert band["validation"]["fpr"] == 0.0 and band["validation"]["fnr"] == 0.0
+    assert band["validation"]["coverage"] == pytest.approx(0.9)
+
+
+@pytest.mark.parametrize("target", [0.01, 0.03, 0.1])
+def test_band_bounds_hold_and_are_tight(target):
+    labels, probabilities = calibrated_sample(5000, seed=7)
+    band = choose_band(labels, probabilities, target)
+    lower, upper = band["lower"], band["upper"]
+    assert lower < upper and not band["empty"]
+    assert band["validation"]["fpr"] <= target and band["validation"]["fnr"] <= target
+    assert upper == threshold_for_fpr(labels, probabilities, target)  # the operating point's rule
+    # moving either end one score further breaks its bound, or gains nothing
+    real, ai = probabilities[labels == 0], probabilities[labels == 1]
+    below_upper = probabilities[probabilities < upper].max()
+    assert np.mean(real >= below_upper) > target or np.mean(ai >= below_upper) == np.mean(ai >= upper)
+    above_lower = probabilities[probabilities > lower].min()
+    assert np.mean(ai <= above_lower) > target or np.mean(real <= above_lower) == np.mean(real <= lower)
+
+
+def test_band_ties_keep_separable_scores_apart():
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    scores = np.array([0.1, 0.2, 0.3, 0.6, 0.7, 0.8])
+    band = choose_band(labels, scores, 0.3)  # a budget that neither end needs
+    assert (band["lower"], band["upper"]) == (0.3, 0.6)
+    assert band["validation"]["coverage"] == 1.0 and band["validation"]["confident_accuracy"] == 1.0
+
+
+def test_crossed_thresholds_make_an_empty_band():
+    # few errors, all in a thin middle: the two budgets overlap
+    labels = np.array([0] * 97 + [0] * 3 + [1] * 97 + [1] * 3)
+    scores = np.array([0.1] * 97 + [0.5] * 3 + [0.9] * 97 + [0.45] * 3)
+    assert lower_threshold_for_fnr(labels, scores, 0.03) == 0.5 > threshold_for_fpr(labels, scores, 0.03)
+    band = choose_band(labels, scores, 0.03)
+    assert band["empty"] is True and "empty band" in band["note"]
+    assert band["upper"] == 0.45 and band["lower"] == np.nextafter(0.45, 0)  # nothing in between
+    validation = band["validation"]
+    assert validation["counts"]["inconclusive"] == 0 and validation["coverage"] == 1.0
+    assert validation["fpr"] <= 0.03 and validation["fnr"] <= 0.03  # both bounds still hold
+
+
+def test_band_summary_without_confident_verdicts():
+    labels, scores = np.array([0, 1]), np.array([0.4, 0.6])
+    summary = band_summary(labels, scores, 0.0, 1.0)
+    assert summary["coverage"] == 0.0 and summary["confident_accuracy"] is None
+    assert summary["fpr"] == 0.0 and summary["recall"] == 0.0
+    assert band_summary(np.zeros(2), scores, 0.0, 1.0)["recall"] is None  # no AI images
+
+
+def test_band_needs_both_classes_and_a_rate():
+    with pytest.raises(ValueError, match="both"):
+        choose_band(np.zeros(5), np.linspace(0, 1, 5))
+    with pytest.raises(ValueError, match="band_fpr"):
+        choose_band(KNOWN_LABELS, KNOWN_SCORES, 0.0)

@@ -37,7 +37,7 @@ def evaluated(run_copy, demo_data) -> tuple[Path, dict, dict]:
 
     before = (run_copy / "metadata.json").read_bytes()
     ood = f"demo-all={demo_data}"
-    assert main(["--run", str(run_copy), "--ood", ood, "--grid-images", "8"]) == 0
+    assert main(["--run", str(run_copy), "--ood", ood, "--grid-images", "8", "--band-fpr", "0.05"]) == 0
     return run_copy, json.loads((run_copy / "report.json").read_text()), before
 
 
@@ -50,6 +50,7 @@ def test_writes_report_and_every_figure(evaluated):
         "Operating points",
         "Robustness tiers",
         "Out-of-distribution",
+        "Inconclusive band",
     ):
         assert heading in markdown
     assert set(report["figures"]) == set(FIGURES)
@@ -82,6 +83,7 @@ def test_evaluation_writes_calibration_json_and_never_rewrites_metadata(evaluate
         "ece_after",
         "fitted_on",
         "operating_points",
+        "band",
         "evaluated",
     }
     assert calibration["fitted_on"] == "validation" and calibration["temperature"] > 0
@@ -94,6 +96,65 @@ def test_evaluation_writes_calibration_json_and_never_rewrites_metadata(evaluate
         assert point["threshold"] == reported["threshold"]
         assert point["target_fpr"] is None or point["fpr"] <= point["target_fpr"]
         assert set(reported["test"]) == {"fpr", "tpr"}
+
+
+def test_calibration_json_stores_the_band_fitted_on_validation(evaluated):
+    from aiclassify.calibration import apply_temperature
+    from aiclassify.evaluate.operating_points import band_summary
+    from aiclassify.evaluate.scoring import evaluation_splits, score_samples
+    from aiclassify.predict import Predictor
+
+    run_dir, report, _ = evaluated
+    calibration = json.loads((run_dir / "calibration.json").read_text())
+    band = calibration["band"]
+    assert set(band) - {"note"} == {"lower", "upper", "target_fpr", "empty", "validation"}
+    assert band["target_fpr"] == 0.05  # --band-fpr
+    assert set(band["validation"]) == {"coverage", "confident_accuracy", "fpr", "recall", "fnr"}
+    assert band["lower"] < band["upper"]
+    assert band["validation"]["fpr"] <= 0.05 and band["validation"]["fnr"] <= 0.05
+    assert ("note" in band) == band["empty"]
+    # the stored rates are those of the stored thresholds on the calibrated validation scores
+    predictor = Predictor.load(run_dir)
+    _, splits = evaluation_splits(run_dir, None)
+    validation = score_samples(predictor, "validation", splits["validation"])
+    scores = apply_temperature(validation.probabilities, calibration["temperature"])
+    again = band_summary(validation.labels, scores, band["lower"], band["upper"])
+    assert {key: again[key] for key in band["validation"]} == pytest.approx(band["validation"])
+    # report.json: the rule, both splits, with counts
+    reported = report["band"]
+    assert (reported["lower"], reported["upper"]) == (band["lower"], band["upper"])
+    assert "inconclusive" in reported["rule"]
+    test = reported["test"]
+    counts = test["counts"]
+    assert counts["images"] == report["data"]["test_examples"]
+    assert counts["called_ai_generated"] + counts["called_real"] + counts["inconclusive"] == counts["images"]
+    assert test["coverage"] == pytest.approx(1 - counts["inconclusive"] / counts["images"])
+    # the predictor serves exactly the stored band
+    assert (predictor.band.lower, predictor.band.upper) == (band["lower"], band["upper"])
+    assert predictor.band_note is None
+    assert predictor.describe_thresholds()["band"]["validation"] == band["validation"]
+    markdown = (run_dir / "report.md").read_text()
+    assert "## Inconclusive band" in markdown and "coverage" in markdown
+
+
+def test_report_md_says_when_the_band_is_empty(evaluated):
+    from aiclassify.evaluate.markdown import render_markdown
+
+    _, report, _ = evaluated
+    note = "empty band: the thresholds crossed on validation (lower 0.6 >= upper 0.5)"
+    markdown = render_markdown({**report, "band": {**report["band"], "empty": True, "note": note}})
+    assert f"**{note}**" in markdown
+    assert "crossed" not in render_markdown(report) or report["band"]["empty"]
+    without = {key: value for key, value in report.items() if key != "band"}  # reports of older runs
+    assert "Inconclusive band" not in render_markdown(without)
+
+
+def test_band_fpr_must_be_a_fraction(tmp_path, capsys):
+    from aiclassify.evaluate.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--run", str(tmp_path), "--band-fpr", "3"])
+    assert exited.value.code == 2 and "between 0 and 1" in capsys.readouterr().err
 
 
 def test_a_run_evaluated_twice_serves_the_thresholds_its_file_says(evaluated, tmp_path):

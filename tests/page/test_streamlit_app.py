@@ -20,7 +20,7 @@ import pytest
 pytest.importorskip("requests")
 streamlit_testing = pytest.importorskip("streamlit.testing.v1")
 
-from builders import FakePredictor, two_images  # noqa: E402
+from builders import FakePredictor, encode, two_images  # noqa: E402
 from conftest import APP, free_port, page, serve_api, serve_app, silent_server  # noqa: E402
 
 from aiclassify.page import about, results, wait_api  # noqa: E402
@@ -100,7 +100,7 @@ def test_score_files_table_csv_and_json(api):
         assert row.verdict == ("AI-generated" if row.probability_ai >= row.threshold else "Real")
     assert (rows[0].width, rows[0].height, rows[0].format) == (48, 40, "JPEG")
     real = sum(r.verdict == "Real" for r in rows)
-    assert results.summary(rows) == {"AI-generated": 2 - real, "Real": real, "Failed": 1}
+    assert results.summary(rows) == {"AI-generated": 2 - real, "Real": real, "Inconclusive": 0, "Failed": 1}
 
     table = list(csv.DictReader(io.StringIO(results.to_csv(rows))))
     assert [r["file"] for r in table] == ["photo.jpg", "broken.png", "render.png"]
@@ -266,3 +266,98 @@ def test_page_while_models_load(monkeypatch):
             assert at.selectbox(key="model_none").disabled
         finally:
             predictor.release.set()
+
+
+# --- the inconclusive band, warnings and demo models --------------------------------------------------
+
+BAND = {"lower": 0.2, "upper": 0.8, "target_fpr": 0.03, "empty": False, "validation": {"coverage": 0.9}}
+
+
+def banded_app(demo: bool):
+    """An API serving ``banded``: every image scores 0.6 (inconclusive in the band 0.2-0.8, AI-generated
+    at the default threshold 0.5), 32x32 input."""
+    from aiclassify.predict import Predictor
+    from aiclassify.serving.app import create_app
+
+    predictor = Predictor(
+        lambda images: [0.6] * len(images),
+        {"name": "banded", "model": "fake", "threshold": 0.5, "image_size": 32, "demo": demo},
+        {"temperature": 1.0, "operating_points": [], "band": BAND},
+    )
+    return create_app(config={"background_loading": False}, predictors={"banded": predictor})
+
+
+def test_rows_carry_verdict_label_band_and_warnings():
+    prediction = {
+        "verdict": "inconclusive",
+        "label": "ai-generated",
+        "band": {"lower": 0.2, "upper": 0.8},
+        "warnings": [
+            {"code": "grayscale", "message": "greyscale"},
+            {"code": "demo_model", "message": "demo"},
+        ],
+        "probability_ai": 0.6,
+        "threshold": 0.5,
+        "model": {"name": "banded", "version": "1"},
+    }
+    row = results.row_from_prediction("a.png", prediction)
+    assert (row.verdict, row.label, row.inconclusive) == ("Inconclusive", "AI-generated", True)
+    assert (row.band_lower, row.band_upper) == (0.2, 0.8)
+    assert row.warning_codes == "grayscale, demo_model"
+    plain = results.row_from_prediction("b.png", {"label": "real", "probability_ai": 0.1})  # an older API
+    assert (plain.verdict, plain.label, plain.warnings) == ("Real", "Real", [])
+    rows = [row, plain]
+    assert results.summary(rows) == {"AI-generated": 0, "Real": 1, "Inconclusive": 1, "Failed": 0}
+    table = list(csv.DictReader(io.StringIO(results.to_csv(rows))))
+    assert [r["verdict"] for r in table] == ["Inconclusive", "Real"]
+    assert table[0]["label"] == "AI-generated" and table[0]["warnings"] == "grayscale; demo_model"
+    assert table[0]["band_lower"] == "0.2" and table[1]["band_lower"] == ""
+    records = json.loads(results.to_json(rows))
+    assert records[0]["verdict"] == "Inconclusive" and records[0]["warnings"][0]["code"] == "grayscale"
+    display = results.display_records(rows)
+    assert display[0]["verdict"] == "Inconclusive" and display[0]["warnings"] == "grayscale, demo_model"
+
+
+def test_about_texts_show_the_band_and_demo_models():
+    text = dict(about.model_summary("x", {"band": BAND, "demo": True}))
+    assert "inconclusive in between" in text["Inconclusive band"] and "90.0 %" in text["Inconclusive band"]
+    assert "detects nothing real" in text["Demo model"]
+    text = dict(
+        about.model_summary("x", {"band": None, "band_note": "no band: the run has not been evaluated"})
+    )
+    assert "has not been evaluated" in text["Inconclusive band"] and "Demo model" not in text
+
+
+def test_page_shows_a_demo_banner_only_for_demo_models(monkeypatch):
+    for demo in (True, False):
+        with serve_app(banded_app(demo)) as url:
+            at = page(monkeypatch, url)
+        banners = [w.value for w in at.warning if "Demo model: it detects nothing real" in w.value]
+        assert len(banners) == (1 if demo else 0)
+
+
+def test_page_says_inconclusive_in_plain_words(monkeypatch):
+    if not hasattr(streamlit_testing.AppTest, "file_uploader"):
+        pytest.skip("this Streamlit's AppTest cannot drive st.file_uploader (the logic is tested above)")
+    from PIL import Image
+
+    grey = encode(Image.new("L", (20, 20), 120), "PNG")
+    with serve_app(banded_app(True)) as url:
+        at = page(monkeypatch, url)
+        at.file_uploader(key="uploads").set_value([("grey.png", grey, "image/png")])
+        at.run()
+    assert not at.exception, at.exception
+    [row] = at.session_state["scored"]["rows"]
+    assert (row.verdict, row.label) == ("Inconclusive", "AI-generated")
+    text = markdown_text(at)
+    assert ":gray[Inconclusive]" in text and ":red[" not in text and ":green[" not in text
+    assert "Inconclusive: the model is not confident either way" in text
+    warnings = [w.value for w in at.warning]
+    assert any("greyscale" in w for w in warnings) and any("enlarged to 32x32" in w for w in warnings)
+    assert any("Demo model: it detects nothing real" in w for w in warnings)
+    assert any("(default): AI-generated" in c.value and "0.200" in c.value for c in at.caption)
+    table = at.dataframe[0].value
+    assert list(table["verdict"]) == ["Inconclusive"] and list(table["label at threshold"]) == [
+        "AI-generated"
+    ]
+    assert [m.label for m in at.metric] == ["AI-generated", "Real", "Inconclusive", "Failed"]

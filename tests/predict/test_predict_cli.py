@@ -24,10 +24,14 @@ def test_predictor_and_cli(tiny_run, encoded_images, tmp_path, capsys):
     assert results[2].error == "not an image"
 
     exit_code = cli.main(["--run", str(tiny_run), str(paths[0]), str(broken)])
-    output = capsys.readouterr().out.splitlines()
+    captured = capsys.readouterr()
+    output = captured.out.splitlines()
     assert exit_code == 1
-    assert output[0].startswith(f"{paths[0]}: ") and "P(AI-generated)" in output[0]
-    assert output[1] == f"{broken}: error: not an image"
+    verdict = "ai-generated" if results[0].probability_ai >= 0.5 else "real"  # no band: the label
+    assert output[0] == f"{paths[0]}: {verdict} (P(AI-generated) = {results[0].probability_ai:.4f})"
+    assert output[1].startswith("  warning: demo_model: demo model:")  # the tiny run is a demo model
+    assert output[2] == f"{broken}: error: not an image"
+    assert "no band: the run has not been evaluated" in captured.err
 
 
 def test_predict_cli_on_a_folder_that_is_no_run(tmp_path, capsys):
@@ -49,3 +53,51 @@ def test_predict_cli_reports_calibrated_probability_with_unchanged_label(tiny_ru
     assert scaled.label == raw.label
     assert abs(scaled.probability_ai - 0.5) < abs(raw.probability_ai - 0.5)
     assert json.loads(json.dumps(scaled.__dict__))["probability_ai"] == scaled.probability_ai
+
+
+def test_predict_cli_says_inconclusive_and_prints_warnings(tiny_run, tmp_path, capsys):
+    import json
+    import shutil
+
+    from PIL import Image
+
+    assert json.loads((tiny_run / runs.METADATA_FILE).read_text())["demo"] is True  # data.source: demo
+    run = shutil.copytree(tiny_run, tmp_path / "banded")
+    band = {"lower": -1.0, "upper": 2.0, "target_fpr": 0.03, "empty": False}  # nothing is confident
+    runs.write_json(run / runs.CALIBRATION_FILE, {"temperature": 1.0, "operating_points": [], "band": band})
+    grey = tmp_path / "grey.png"
+    Image.new("L", (20, 20), 100).save(grey)
+    assert cli.main(["--run", str(run), str(grey)]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    probability = Predictor.load(run).predict_files([grey])[0].probability_ai
+    assert lines[0] == f"{grey}: inconclusive (P(AI-generated) = {probability:.4f})"
+    assert [line.split(":")[1].strip() for line in lines[1:]] == [
+        "smaller_than_training",
+        "grayscale",
+        "demo_model",
+    ]
+    assert all(line.startswith("  warning: ") for line in lines[1:])
+    assert "no band" not in captured.err
+
+    assert cli.main(["--run", str(run), "--json", str(grey)]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["verdict"] == "inconclusive" and record["label"] in ("real", "ai-generated")
+    assert record["band"] == {"lower": -1.0, "upper": 2.0}
+    assert [w["code"] for w in record["warnings"]] == ["smaller_than_training", "grayscale", "demo_model"]
+    assert all(w["message"] for w in record["warnings"])
+
+
+def test_text_lines_name_the_label_at_a_requested_operating_point():
+    from aiclassify.predict import FilePrediction
+
+    warning = {"code": "grayscale", "message": "greyscale image"}
+    result = FilePrediction("a.png", "real", 0.85, None, 0.9, "fpr_1pct", "ai-generated", None, [warning])
+    assert cli.format_result(result) == [
+        "a.png: ai-generated (P(AI-generated) = 0.8500) [label at fpr_1pct, threshold 0.9000: real]",
+        "  warning: grayscale: greyscale image",
+    ]
+    plain = FilePrediction(
+        "b.png", "real", 0.4, None, 0.5, None, "inconclusive", {"lower": 0.2, "upper": 0.8}, []
+    )
+    assert cli.format_result(plain) == ["b.png: inconclusive (P(AI-generated) = 0.4000)"]

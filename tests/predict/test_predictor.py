@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
+from builders import encode
+from PIL import Image
 
 from aiclassify import runs
 from aiclassify.calibration import apply_temperature
+from aiclassify.predict.band import EVALUATED_WITHOUT_BAND, NOT_EVALUATED
 from aiclassify.predict.predictor import (
     LEGACY_CALIBRATION_SOURCE,
     ExplanationUnavailableError,
@@ -38,6 +42,9 @@ def write_run(directory, metadata: dict, calibration: dict | None = None):
     if calibration is not None:
         (directory / runs.CALIBRATION_FILE).write_text(json.dumps(calibration))
     return directory
+
+
+BAND = {"lower": 0.2, "upper": 0.8, "target_fpr": 0.03, "empty": False, "validation": {"coverage": 0.9}}
 
 
 def test_calibration_json_wins_over_legacy_metadata(tmp_path):
@@ -141,3 +148,114 @@ def test_a_trained_run_loads_and_its_keras_model_matches_its_saved_model(tiny_ru
     np.testing.assert_allclose(
         predictor.probabilities(images), keras_predictor.probabilities(images), atol=1e-5
     )
+
+
+# --- the inconclusive band and warnings ---------------------------------------------------------------
+
+
+def banded(band: dict | None = BAND, temperature: float = 1.0, **metadata) -> Predictor:
+    calibration = {"temperature": temperature, "operating_points": POINTS}
+    if band is not None:
+        calibration["band"] = band
+    return Predictor(constant_score(0.5), {"threshold": 0.5, **metadata}, calibration)
+
+
+@pytest.mark.parametrize(
+    ("probability", "verdict"),
+    [
+        (0.0, "real"),
+        (0.2, "real"),  # lower itself is real
+        (math.nextafter(0.2, 1.0), "inconclusive"),
+        (0.5, "inconclusive"),
+        (math.nextafter(0.8, 0.0), "inconclusive"),
+        (0.8, "ai-generated"),  # upper itself is ai-generated
+        (1.0, "ai-generated"),
+    ],
+)
+def test_verdicts_across_the_band_edges(probability, verdict):
+    predictor = banded()
+    result = predictor.verdict(probability, *predictor.threshold_for())
+    assert result.verdict == verdict
+    assert result.label == ("ai-generated" if probability >= 0.5 else "real")  # the label is unchanged
+    assert (result.band.lower, result.band.upper) == (0.2, 0.8)
+
+
+def test_the_band_applies_to_the_calibrated_probability_whatever_the_operating_point():
+    predictor = banded(temperature=2.0)
+    raw = float(apply_temperature(0.85, 0.5))  # calibrates to 0.85 at T=2
+    for point in (None, "fpr_1pct", "balanced"):
+        threshold, name = predictor.threshold_for(operating_point=point)
+        result = predictor.verdict(raw, threshold, name)
+        assert result.probability_ai == pytest.approx(0.85) and result.verdict == "ai-generated"
+        assert result.label == ("ai-generated" if threshold <= 0.85 else "real")
+    assert predictor.verdict(raw, *predictor.threshold_for(operating_point="fpr_1pct")).label == "real"
+
+
+def test_an_empty_band_leaves_nothing_inconclusive():
+    empty = {"lower": math.nextafter(0.6, 0.0), "upper": 0.6, "target_fpr": 0.03, "empty": True}
+    predictor = banded(empty)
+    assert predictor.band.empty
+    verdicts = [predictor.verdict(p, 0.5, None).verdict for p in (0.1, math.nextafter(0.6, 0.0), 0.6, 0.9)]
+    assert verdicts == ["real", "real", "ai-generated", "ai-generated"]
+    crossed = banded({"lower": 0.7, "upper": 0.4})  # a hand-edited band whose ends cross
+    assert crossed.band.empty
+    assert [crossed.verdict(p, 0.5, None).verdict for p in (0.3, 0.5, 0.8)] == [
+        "real",
+        "ai-generated",
+        "ai-generated",
+    ]
+
+
+def test_without_a_band_the_verdict_is_the_label_and_describe_says_why():
+    for predictor, note in (
+        (Predictor(constant_score(0.5), {"threshold": 0.5}), NOT_EVALUATED),
+        (banded(None), EVALUATED_WITHOUT_BAND),
+        (banded({"lower": "x", "upper": 0.8}), "no band: the stored band is unreadable"),
+        (banded({"lower": float("nan"), "upper": 0.8}), "no band: the stored band is not finite"),
+    ):
+        assert predictor.band is None and predictor.band_note.startswith(note)
+        described = predictor.describe_thresholds()
+        assert described["band"] is None and described["band_note"] == predictor.band_note
+        for probability in (0.3, 0.5, 0.7):
+            result = predictor.verdict(probability, 0.5, None)
+            assert result.verdict == result.label and result.band is None
+    assert NOT_EVALUATED == "no band: the run has not been evaluated"
+
+
+def test_describe_thresholds_shows_the_band():
+    described = banded().describe_thresholds()
+    assert described["band"] == {
+        "lower": 0.2,
+        "upper": 0.8,
+        "target_fpr": 0.03,
+        "empty": False,
+        "validation": {"coverage": 0.9},
+    }
+    assert described["band_note"] is None
+
+
+def test_demo_models_warn_on_every_verdict(tmp_path):
+    image = encode(Image.new("RGB", (64, 64), (200, 30, 40)), "JPEG", quality=90)
+    plain = Predictor(constant_score(0.9), {"threshold": 0.5, "image_size": 32})
+    assert not plain.is_demo and plain.predict([image])[0].warnings == ()
+    for metadata in ({"demo": True}, {"dataset": {"source": "demo"}}):  # written by training; older runs
+        predictor = Predictor(constant_score(0.9), {"threshold": 0.5, "image_size": 32, **metadata})
+        assert predictor.is_demo
+        [result] = predictor.predict([image])
+        assert [w.code for w in result.warnings] == ["demo_model"]
+        assert "detects nothing real" in result.warnings[0].message
+    small = encode(Image.new("L", (16, 16), 90), "PNG")
+    [result] = Predictor(constant_score(0.9), {"image_size": 32, "demo": True}).predict([small])
+    assert [w.code for w in result.warnings] == ["smaller_than_training", "grayscale", "demo_model"]
+
+
+def test_predict_files_carry_verdict_band_and_warnings(tmp_path):
+    path = tmp_path / "grey.png"
+    Image.new("L", (40, 40), 128).save(path)
+    predictor = Predictor(
+        constant_score(0.5), {"threshold": 0.4, "image_size": 32}, {"temperature": 1.0, "band": BAND}
+    )
+    [result] = predictor.predict_files([path])
+    assert (result.label, result.verdict) == ("ai-generated", "inconclusive")
+    assert result.band == {"lower": 0.2, "upper": 0.8}
+    assert [w["code"] for w in result.warnings] == ["grayscale"]

@@ -401,6 +401,112 @@ def test_an_answer_against_its_own_schema_is_a_logged_500(caplog):
         serving_state(app).registry.close()
 
 
+# --- verdicts, the inconclusive band and warnings ---------------------------------------------------
+
+BAND = {
+    "lower": 0.2,
+    "upper": 0.8,
+    "target_fpr": 0.03,
+    "empty": False,
+    "validation": {"coverage": 0.9, "confident_accuracy": 0.98, "fpr": 0.03, "recall": 0.85, "fnr": 0.02},
+}
+
+
+def red_score(images: list[bytes]) -> list[float]:
+    """A model whose P(AI-generated) is the red value of the first pixel / 255."""
+    return [Image.open(io.BytesIO(data)).convert("RGB").getpixel((0, 0))[0] / 255 for data in images]
+
+
+@pytest.fixture
+def banded_client():
+    """One model with a stored band (0.2-0.8), a 32x32 input and demo metadata."""
+    predictor = Predictor(
+        red_score,
+        {"name": "banded", "model": "fake", "threshold": 0.5, "image_size": 32, "demo": True},
+        {"temperature": 1.0, "operating_points": [], "band": BAND},
+        calibration_source="calibration.json",
+    )
+    app = create_app({"background_loading": False}, predictors={"banded": predictor})
+    yield app.test_client()
+    serving_state(app).registry.close()
+
+
+def test_predictions_carry_the_verdict_by_the_band(banded_client):
+    images = [encode(Image.new("RGB", (48, 48), (red, 10, 200))) for red in (51, 52, 128, 203, 204, 255)]
+    body = assert_matches_openapi(post_files(banded_client, *images), "/predict")
+    predictions = body["predictions"]
+    assert [p["verdict"] for p in predictions] == [
+        "real",  # 0.2 = lower
+        "inconclusive",
+        "inconclusive",
+        "inconclusive",
+        "ai-generated",  # 0.8 = upper
+        "ai-generated",
+    ]
+    assert [p["label"] for p in predictions] == ["real", "real", "ai-generated", *["ai-generated"] * 3]
+    assert all(p["band"] == {"lower": 0.2, "upper": 0.8} for p in predictions)
+    assert all([w["code"] for w in p["warnings"]] == ["demo_model"] for p in predictions)
+    assert body["model"]["demo"] is True
+
+
+def test_warnings_come_from_the_uploaded_bytes(banded_client):
+    grey_jpeg = encode(Image.new("L", (300, 200), 90), "JPEG", quality=30)
+    transparent = encode(Image.new("RGBA", (16, 16), (255, 0, 0, 0)))
+    response = post_files(banded_client, (grey_jpeg, "grey.jpg"), (transparent, "clear.png"))
+    grey, clear = assert_matches_openapi(response, "/predict")["predictions"]
+    assert [w["code"] for w in grey["warnings"]] == [
+        "larger_than_training",  # shorter side 200 > 4 x 32
+        "low_jpeg_quality",
+        "grayscale",
+        "demo_model",
+    ]
+    assert "much larger than the model's 32x32 input" in grey["warnings"][0]["message"]
+    assert clear["converted"] is True  # alpha dropped before the model, but still warned about
+    assert [w["code"] for w in clear["warnings"]] == [
+        "smaller_than_training",
+        "mostly_transparent",
+        "demo_model",
+    ]
+
+
+def test_metadata_shows_the_band_or_why_there_is_none(client, banded_client):
+    def section(test_client, name):
+        response = test_client.get(f"/v1/models/{name}/metadata")
+        return assert_matches_openapi(response, "/v1/models/{name}/metadata", "get")["metadata"]["aiclassify"]
+
+    banded = section(banded_client, "banded")
+    assert banded["band"] == BAND and banded["band_note"] is None and banded["demo"] is True
+    faces, general = section(client, "faces"), section(client, "general")
+    assert faces["band"] is None and faces["band_note"] == "no band: the run has not been evaluated"
+    assert general["band"] is None and "evaluated before inconclusive bands" in general["band_note"]
+    assert faces["demo"] is True  # the tiny run is trained on the demo data
+
+
+def test_a_run_without_a_band_answers_its_label_as_verdict(client):
+    body = assert_matches_openapi(post_files(client, image_bytes("JPEG", size=(64, 48))), "/predict")
+    [prediction] = body["predictions"]
+    assert prediction["verdict"] == prediction["label"] and prediction["band"] is None
+    assert [w["code"] for w in prediction["warnings"]] == ["demo_model"]
+    assert body["model"]["demo"] is True
+
+
+def test_openapi_document_declares_verdicts_and_warnings():
+    schemas = openapi_document()["components"]["schemas"]
+    prediction = schemas["ImagePrediction"]
+    assert {"verdict", "band", "warnings", "label"} <= set(prediction["required"])
+    assert set(prediction["properties"]["verdict"]["enum"]) == {"real", "ai-generated", "inconclusive"}
+    codes = set(schemas["ImageWarningInfo"]["properties"]["code"]["enum"])
+    assert codes == {
+        "larger_than_training",
+        "smaller_than_training",
+        "low_jpeg_quality",
+        "grayscale",
+        "mostly_transparent",
+        "demo_model",
+    }
+    assert {"band", "band_note", "demo"} <= set(schemas["ModelDescription"]["required"])
+
+
 # --- bad input ------------------------------------------------------------------------------------
 
 BAD_INPUTS = {

@@ -167,3 +167,58 @@ def test_backup_is_written_after_the_epoch_row_checkpoint_and_timing(tmp_path):
         keras.callbacks.ModelCheckpoint,
         keras.callbacks.LambdaCallback,
     } <= set(kinds)
+
+
+ROBUST = {
+    "train.degrade.blur_prob": 0.5,
+    "train.degrade.blur_sigma_max": 1.5,
+    "train.degrade.jpeg_prob": 0.5,
+    "train.degrade.jpeg_quality_min": 50,
+    "train.degrade.downscale_prob": 0.3,
+    "train.degrade.crop_prob": 0.3,
+    "train.validation_degraded": "true",
+    "data.train_crop": "true",
+    "data.image_size": 24,  # the 32x32 demo images are cropped to 24x24 in training, resized elsewhere
+}
+
+
+def test_a_run_with_the_robust_recipe_trains_saves_and_exports(tmp_path, demo_data):
+    from aiclassify.predict import Predictor
+
+    config = load_config(None, tiny_overrides(demo_data, **ROBUST))
+    assert config.train.degrade.jpeg_prob == 0.5 and config.data.train_crop
+    metrics = train(config, tmp_path / "run")
+    assert metrics["epochs_completed"] == 2
+    for name in ("model.keras", "saved_model", "metadata.json", "metrics.json", "history.csv"):
+        assert (tmp_path / "run" / name).exists(), name
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert (
+        saved["train"]["degrade"]["blur_sigma_max"] == 1.5 and saved["train"]["validation_degraded"] is True
+    )
+    assert load_config(tmp_path / "run" / "config.yaml") == config
+    predictor = Predictor.load(tmp_path / "run")
+    assert predictor.image_size == 24
+    images = [path.read_bytes() for path in sorted(demo_data.rglob("*.jpg"))[:3]]
+    assert len(predictor.predict(images)) == 3
+
+
+def test_fit_monitors_clean_validation_plus_fixed_degraded_copies(tmp_path, demo_data):
+    import numpy as np
+
+    from aiclassify.train.trainer import prepare_data
+
+    config = load_config(None, tiny_overrides(demo_data, **ROBUST, **{"data.cache": "none"}))
+    splits, datasets, _ = prepare_data(config, tmp_path)
+    clean = np.concatenate([x.numpy() for x, _ in datasets["validation"]])
+    monitored = [np.concatenate([x.numpy() for x, _ in datasets["validation_fit"]]) for _ in range(2)]
+    assert len(clean) == len(splits.splits["validation"]) and len(monitored[0]) == 2 * len(clean)
+    np.testing.assert_array_equal(monitored[0][0::2], clean)  # metrics.json's validation: these
+    np.testing.assert_array_equal(monitored[0], monitored[1])  # the same copies every epoch
+    changed = np.any(monitored[0][1::2] != clean, axis=(1, 2, 3))
+    assert changed.mean() > 0.8  # every probability raised to at least 0.5
+    train_batch = next(iter(datasets["train"]))[0]
+    assert train_batch.shape[1:] == (24, 24, 3)
+
+    plain = load_config(None, tiny_overrides(demo_data, **{"data.cache": "none"}))
+    _, plain_datasets, _ = prepare_data(plain, tmp_path / "plain")
+    assert plain_datasets["validation_fit"] is plain_datasets["validation"]

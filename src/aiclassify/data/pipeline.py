@@ -11,16 +11,33 @@ import tensorflow as tf
 from aiclassify.config import CacheMode
 from aiclassify.data.augment import Augmenter
 from aiclassify.data.layouts import Sample
-from aiclassify.preprocessing import decode_and_resize
+from aiclassify.preprocessing import decode_and_resize, decode_rgb, resize_square
 
 logger = logging.getLogger(__name__)
 
 CACHE_MODES = typing.get_args(CacheMode)
+_CROP_SALT = 0x6372_6F70  # folds the example's seed for the train_crop position
+_COPY_SALT = 0x636F_7079  # the fixed seeds of the degraded validation copies
 
 
-def load_example(path: tf.Tensor, label: tf.Tensor, image_size: int) -> tuple[tf.Tensor, tf.Tensor]:
-    """Read and decode one file into a uint8 image and a float32 label."""
-    image = decode_and_resize(tf.io.read_file(path), image_size)
+def load_example(
+    path: tf.Tensor, label: tf.Tensor, image_size: int, native: bool = False
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Read and decode one file into a uint8 image and a float32 label.
+
+    ``native``: keep an image at least ``image_size`` on both sides at its own size (for
+    :func:`make_dataset`'s ``train_crop``); smaller ones are resized to ``image_size`` square.
+    """
+    data = tf.io.read_file(path)
+    if not native:
+        return decode_and_resize(data, image_size), tf.cast(label, tf.float32)
+    image = decode_rgb(data)
+    shape = tf.shape(image)
+    image = tf.cond(
+        tf.minimum(shape[0], shape[1]) >= image_size,
+        lambda: image,
+        lambda: resize_square(image, image_size),
+    )
     return image, tf.cast(label, tf.float32)
 
 
@@ -34,12 +51,23 @@ def make_dataset(
     cache_dir: Path | None = None,
     shuffle_buffer: int = 10_000,
     augment: Augmenter | None = None,
+    train_crop: bool = False,
 ) -> tf.data.Dataset:
     """Batched (image uint8 0-255, label) pairs: parallel decode, cache, seeded shuffle, prefetch.
 
     ``augment`` (see :func:`aiclassify.data.augment.make_augmenter`) is applied only when
     ``training``, after the cache and shuffle, with a per-example seed drawn from a stream
     seeded by ``seed`` that changes every epoch: the same seed gives the same batches.
+
+    ``train_crop`` (``data.train_crop``, only when ``training``): an image at least
+    ``image_size`` on both sides is decoded and cached at its native size and, every epoch, a
+    random ``image_size`` square is cropped from it (seeded like ``augment``, before it), so the
+    model sees the generator's traces at native resolution and cannot use the resampling a resize
+    leaves as a size cue. Smaller images are resized up, as without it. The trade-off: the cache
+    holds native-size images (more memory or disk than ``image_size`` squares), and validation,
+    test and the exported signature still resize the whole image, so a model trained on crops is
+    scored on resized images at inference (large images on a grid of native crops instead: see
+    :mod:`aiclassify.predict.crops`).
 
     ``samples`` are expected pre-shuffled (see ``load_splits``), so a bounded shuffle buffer
     after the cache still mixes the classes. Files that fail to decode are logged and dropped.
@@ -48,11 +76,12 @@ def make_dataset(
         raise ValueError(f"cache must be one of {CACHE_MODES}. Received: cache={cache!r}")
     if not samples:
         raise ValueError("Cannot build a dataset from an empty list of samples.")
+    native = training and train_crop
     paths = [s.path for s in samples]
     labels = [s.label for s in samples]
     dataset = tf.data.Dataset.from_tensor_slices((paths, labels))
     dataset = dataset.map(
-        lambda path, label: load_example(path, label, image_size),
+        lambda path, label: load_example(path, label, image_size, native),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
@@ -68,15 +97,44 @@ def make_dataset(
         dataset = dataset.cache(str(cache_dir / "images"))
     if training:
         dataset = dataset.shuffle(min(shuffle_buffer, len(samples)), seed=seed, reshuffle_each_iteration=True)
-        if augment is not None:
-            dataset = _augmented(dataset, augment, seed)
+        if augment is not None or native:
+            dataset = _augmented(dataset, augment, seed, image_size if native else None)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def _augmented(dataset: tf.data.Dataset, augment: Augmenter, seed: int) -> tf.data.Dataset:
+def _augmented(
+    dataset: tf.data.Dataset, augment: Augmenter | None, seed: int, crop_size: int | None
+) -> tf.data.Dataset:
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+
+    def transform(image: tf.Tensor, op_seed: tf.Tensor) -> tf.Tensor:
+        if crop_size is not None:
+            crop_seed = tf.random.experimental.stateless_fold_in(op_seed, _CROP_SALT)
+            image = tf.image.stateless_random_crop(image, (crop_size, crop_size, 3), crop_seed)
+        return image if augment is None else augment(image, op_seed)
+
     return tf.data.Dataset.zip(dataset, seeds).map(
-        lambda example, op_seed: (augment(example[0], op_seed), example[1]),
+        lambda example, op_seed: (transform(example[0], op_seed), example[1]),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
+
+
+def with_degraded_copies(
+    dataset: tf.data.Dataset, degrade: Augmenter, seed: int, batch_size: int
+) -> tf.data.Dataset:
+    """``dataset`` (batched, not shuffled) with one degraded copy after each image.
+
+    The copy of the i-th image is degraded with the fixed seed (``seed``, i), so every epoch sees
+    the same copies. Built on ``dataset`` itself, so it shares that dataset's cache.
+    """
+
+    def pair(index: tf.Tensor, example: tuple[tf.Tensor, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+        image, label = example
+        copy_seed = tf.random.experimental.stateless_fold_in(
+            tf.stack([tf.constant(seed, tf.int64), index]), _COPY_SALT
+        )
+        return tf.stack([image, degrade(image, copy_seed)]), tf.stack([label, label])
+
+    copies = dataset.unbatch().enumerate().map(pair, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return copies.unbatch().batch(batch_size).prefetch(tf.data.AUTOTUNE)

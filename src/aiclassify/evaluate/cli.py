@@ -3,8 +3,11 @@
 ``--cross-filters none,gray_world,srm`` (or ``all``) also scores the test set with the model's input
 filter replaced by each of these filters.
 
-Writes ``report.json``, ``report.md``, ``figures/`` and ``calibration.json`` (temperature and operating
-points, which the predictor and the API use) into the run; training's files are never rewritten.
+``--band-fpr 0.03`` (the default) sets the rate both ends of the inconclusive band are chosen for.
+
+Writes ``report.json``, ``report.md``, ``figures/`` and ``calibration.json`` (temperature, operating
+points and inconclusive band, which the predictor and the API use) into the run; training's files are
+never rewritten.
 """
 
 from __future__ import annotations
@@ -29,8 +32,20 @@ def parse_ood(values: list[str]) -> dict[str, Path]:
     return sets
 
 
+def fraction(value: str) -> float:
+    """A number strictly between 0 and 1."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, not {value!r}") from None
+    if not 0.0 < number < 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {value}")
+    return number
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options of the evaluate command."""
+    from aiclassify.evaluate.operating_points import BAND_FPR
     from aiclassify.evaluate.robustness import TIERS
 
     parser = argparse.ArgumentParser(prog="aiclassify evaluate", description=__doc__)
@@ -48,6 +63,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="F,G,...",
         help="also score the test set with the model's input filter replaced by each of these "
         "(comma-separated filter names, or 'all')",
+    )
+    parser.add_argument(
+        "--band-fpr",
+        type=fraction,
+        default=BAND_FPR,
+        help="the inconclusive band: at most this share of real validation images is called "
+        f"ai-generated, and at most this share of AI-generated ones real (default {BAND_FPR})",
     )
     parser.add_argument("--batch-size", type=int, default=64, help="images per scoring batch")
     parser.add_argument("--grid-images", type=int, default=24, help="test images in the grid figure")
@@ -83,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             write_calibration=not args.no_calibration_file,
             draw_figures=not args.no_figures,
             cross_filters=cross_filters,
+            band_fpr=args.band_fpr,
         )
     except (argparse.ArgumentTypeError, RunDirectoryError, ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -92,6 +115,13 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{report['run']}: test accuracy {test['accuracy']:.4f}, ROC-AUC {auc:.4f}, "
         f"temperature {report['calibration']['temperature']:.3f}. Report: {args.run / REPORT_MD}"
+    )
+    band, band_test = report["band"], report["band"]["test"]
+    print(
+        f"inconclusive band {band['lower']:.4f}-{band['upper']:.4f}"
+        + (" (empty)" if band["empty"] else "")
+        + f": test coverage {_percent(band_test['coverage'])}, accuracy of confident verdicts "
+        f"{_percent(band_test['confident_accuracy'])}, FPR {_percent(band_test['fpr'])}"
     )
     if "cross_filter" in report:
         cells = [
@@ -103,3 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             + ", ".join(cells)
         )
     return 0
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f} %"

@@ -100,6 +100,66 @@ def _cross_filter(section: dict[str, Any]) -> list[str]:
     ]
 
 
+def _band(band: dict[str, Any]) -> list[str]:
+    rows = []
+    for split in ("validation", "test"):
+        summary, counts = band[split], band[split]["counts"]
+        rows.append(
+            [
+                split,
+                summary["coverage"],
+                summary["confident_accuracy"],
+                summary["fpr"],
+                summary["recall"],
+                summary["fnr"],
+                counts["images"],
+                counts["called_ai_generated"],
+                counts["called_real"],
+                counts["inconclusive"],
+                counts["false_positives"],
+                counts["false_negatives"],
+            ]
+        )
+    target = fmt(band["target_fpr"], 3)
+    lines = [
+        "## Inconclusive band",
+        "",
+        f"Verdicts on the calibrated probability p: {band['rule']}. lower = {fmt(band['lower'])}, "
+        f"upper = {fmt(band['upper'])}, chosen on validation: upper is the lowest threshold at which at "
+        f"most {target} of the real images are called ai-generated; lower is the highest threshold at "
+        f"which at most {target} of the AI-generated images are called real (both shares of all the "
+        "images of that class, not of the verdicts given).",
+        "",
+    ]
+    if band.get("empty"):
+        lines += [f"**{band.get('note') or 'Empty band: no image is inconclusive.'}**", ""]
+    return [
+        *lines,
+        "Coverage: share of images with a confident verdict; accuracy: of the confident verdicts; "
+        "FPR: share of real images called ai-generated; recall: share of AI-generated images called "
+        "ai-generated; FNR: share of AI-generated images called real.",
+        "",
+        *table(
+            [
+                "split",
+                "coverage",
+                "confident accuracy",
+                "FPR",
+                "recall",
+                "FNR",
+                "images",
+                "called AI",
+                "called real",
+                "inconclusive",
+                "false positives",
+                "false negatives",
+            ],
+            rows,
+        ),
+        "",
+    ]
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """The whole report: headline metrics, per-class report, calibration, operating points, tiers, OOD."""
     test, calibration = report["test"], report["calibration"]
@@ -155,6 +215,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             ],
         ),
         "",
+        *(_band(report["band"]) if report.get("band") else []),
         "## Robustness tiers",
         "",
         "The test set transformed with Pillow, then scored through the run's own bytes signature.",

@@ -2,14 +2,22 @@
 
 "Positive" means AI-generated, so the false-positive rate is the share of real images flagged as
 AI-generated. An image is flagged when its (calibrated) probability is ``>= threshold``.
+
+The inconclusive band (:func:`choose_band`) is a pair of such thresholds; its rule is
+:class:`aiclassify.predict.band.Band`'s.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from sklearn.metrics import roc_curve
 
+from aiclassify.predict.band import AI_GENERATED, REAL, Band
+
 TARGET_FPRS = {"fpr_1pct": 0.01, "fpr_5pct": 0.05}
+BAND_FPR = 0.03
 
 
 def rates(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
@@ -61,3 +69,94 @@ def choose_operating_points(labels: np.ndarray, scores: np.ndarray) -> list[dict
         {"name": "balanced", "target_fpr": None, "threshold": threshold, **rates(labels, scores, threshold)}
     )
     return points
+
+
+def lower_threshold_for_fnr(labels: np.ndarray, scores: np.ndarray, target_fnr: float) -> float:
+    """The highest threshold ``t`` whose share of AI-generated images with ``score <= t`` is at most
+    ``target_fnr`` (the most real images called real within that budget).
+
+    The mirror of :func:`threshold_for_fpr`: candidates are the scores themselves plus one just
+    below the lowest (call nothing real); among thresholds that call the same real images real, the
+    lowest is kept, so no AI-generated image is called real needlessly.
+    """
+    labels = np.asarray(labels).astype(int).ravel()
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    if len(np.unique(labels)) < 2:
+        raise ValueError("The inconclusive band needs both real and AI-generated images.")
+    real, ai = np.sort(scores[labels == 0]), np.sort(scores[labels == 1])
+    candidates = np.concatenate([[np.nextafter(scores.min(), -np.inf)], np.unique(scores)])
+    fnr = np.searchsorted(ai, candidates, side="right") / len(ai)
+    tnr = np.searchsorted(real, candidates, side="right") / len(real)
+    allowed = np.flatnonzero(fnr <= target_fnr)  # never empty: the first candidate calls nothing real
+    return float(candidates[allowed[np.argmax(tnr[allowed])]])  # argmax keeps the lowest of ties
+
+
+def band_summary(labels: np.ndarray, scores: np.ndarray, lower: float, upper: float) -> dict[str, Any]:
+    """How the band ``lower``/``upper`` decides these labelled calibrated scores.
+
+    ``coverage``: share of images with a confident verdict (not inconclusive);
+    ``confident_accuracy``: accuracy of the confident verdicts; ``fpr``: share of real images called
+    ai-generated (confidently); ``recall``: share of AI-generated images called ai-generated;
+    ``fnr``: share of AI-generated images called real (confidently). None where the denominator is 0.
+    """
+    labels = np.asarray(labels).astype(int).ravel()
+    verdicts = Band(float(lower), float(upper)).verdicts(scores)
+    called_ai, called_real = verdicts == AI_GENERATED, verdicts == REAL
+    real, ai = labels == 0, labels == 1
+    confident = called_ai | called_real
+    correct = (called_ai & ai) | (called_real & real)
+    counts = {
+        "images": int(labels.size),
+        "real_images": int(real.sum()),
+        "ai_images": int(ai.sum()),
+        "called_ai_generated": int(called_ai.sum()),
+        "called_real": int(called_real.sum()),
+        "inconclusive": int((~confident).sum()),
+        "false_positives": int((called_ai & real).sum()),  # real images called ai-generated
+        "false_negatives": int((called_real & ai).sum()),  # AI-generated images called real
+    }
+
+    def share(numerator: np.ndarray, denominator: np.ndarray) -> float | None:
+        return float(numerator.sum() / denominator.sum()) if denominator.any() else None
+
+    return {
+        "coverage": share(confident, np.ones_like(confident)),
+        "confident_accuracy": share(correct, confident),
+        "fpr": share(called_ai & real, real),
+        "recall": share(called_ai & ai, ai),
+        "fnr": share(called_real & ai, ai),
+        "counts": counts,
+    }
+
+
+def choose_band(labels: np.ndarray, scores: np.ndarray, target_fpr: float = BAND_FPR) -> dict[str, Any]:
+    """The inconclusive band on validation's calibrated scores, for ``target_fpr`` (default 3 %).
+
+    ``upper``: the lowest threshold whose false-positive rate (share of real images with score
+    ``>= upper``, i.e. called ai-generated) is at most ``target_fpr`` (:func:`threshold_for_fpr`).
+    ``lower``: the highest threshold whose share of AI-generated images with score ``<= lower``
+    (called real) is at most the same rate (:func:`lower_threshold_for_fnr`). Both budgets count
+    against all images of the class, not against the verdicts given.
+
+    When the two cross (``lower > upper``: the confident regions overlap), the band is *empty*:
+    ``lower`` is set just below ``upper`` so that no image is inconclusive, every image at or above
+    ``upper`` is called ai-generated and every other one real; both bounds still hold on
+    validation. ``empty`` and ``note`` say so.
+    """
+    if not 0.0 < target_fpr < 1.0:
+        raise ValueError(f"band_fpr must be between 0 and 1. Received: {target_fpr}")
+    upper = threshold_for_fpr(labels, scores, target_fpr)
+    lower = lower_threshold_for_fnr(labels, scores, target_fpr)
+    band: dict[str, Any] = {"lower": lower, "upper": upper, "target_fpr": target_fpr, "empty": False}
+    if lower >= upper:
+        band.update(
+            lower=float(np.nextafter(upper, -np.inf)),
+            empty=True,
+            note=(
+                f"empty band: the thresholds crossed on validation (lower {lower:.4g} >= upper "
+                f"{upper:.4g}), so no image is inconclusive: ai-generated at or above {upper:.4g}, "
+                "real below"
+            ),
+        )
+    band["validation"] = band_summary(labels, scores, band["lower"], band["upper"])
+    return band

@@ -1,4 +1,9 @@
-"""Evaluate a finished run: write ``report.json``, ``report.md``, ``figures/`` and ``calibration.json``."""
+"""Evaluate a finished run: write ``report.json``, ``report.md``, ``figures/`` and ``calibration.json``.
+
+``calibration.json`` holds what the predictor serves: the temperature, the operating points and the
+inconclusive band (``band``: ``lower``/``upper`` on the calibrated probability, chosen on validation
+for ``band_fpr``, see :func:`aiclassify.evaluate.operating_points.choose_band`).
+"""
 
 from __future__ import annotations
 
@@ -20,11 +25,18 @@ from aiclassify.calibration import (
 from aiclassify.evaluate import figures
 from aiclassify.evaluate.cross_filter import cross_filter_section
 from aiclassify.evaluate.markdown import render_markdown
-from aiclassify.evaluate.operating_points import choose_operating_points, rates
+from aiclassify.evaluate.operating_points import (
+    BAND_FPR,
+    band_summary,
+    choose_band,
+    choose_operating_points,
+    rates,
+)
 from aiclassify.evaluate.robustness import TIER_LABELS, TIERS
 from aiclassify.evaluate.scoring import ScoredSet, evaluation_splits, folder_samples, score_samples
 from aiclassify.metrics import accuracy_and_auc, classification_summary
 from aiclassify.predict import Predictor
+from aiclassify.predict.band import RULE
 
 logger = logging.getLogger("aiclassify.evaluate")
 
@@ -39,16 +51,19 @@ def evaluate_run(
     write_calibration: bool = True,
     draw_figures: bool = True,
     cross_filters: Sequence[str] | None = None,
+    band_fpr: float = BAND_FPR,
 ) -> dict[str, Any]:
     """Score the run's validation and test splits (clean and every robustness tier) and any OOD sets.
 
     With ``cross_filters`` (filter names), the test split is also scored with the model's input
     filter replaced by each of them (the report's ``cross_filter`` section, see
-    :mod:`aiclassify.evaluate.cross_filter`).
+    :mod:`aiclassify.evaluate.cross_filter`). ``band_fpr`` is the rate both ends of the inconclusive
+    band are chosen for (share of real images called ai-generated, share of AI-generated images
+    called real, on validation).
 
     Writes ``report.json``, ``report.md`` and ``figures/*.png`` into ``run_dir`` and, unless
-    ``write_calibration`` is false, ``calibration.json`` (the temperature and operating points the
-    predictor serves). Training's files are only read. Scores are pixels only: image metadata
+    ``write_calibration`` is false, ``calibration.json`` (the temperature, operating points and band
+    the predictor serves). Training's files are only read. Scores are pixels only: image metadata
     never reaches the model.
     """
     run_dir = Path(run_dir)
@@ -70,6 +85,7 @@ def evaluate_run(
     temperature = calibration["temperature"]
     calibrated = {s.name: apply_temperature(s.probabilities, temperature) for s in (validation, test)}
     points = choose_operating_points(validation.labels, calibrated["validation"])
+    band = choose_band(validation.labels, calibrated["validation"], band_fpr)
 
     report: dict[str, Any] = {
         "run": metadata.get("name"),
@@ -96,6 +112,11 @@ def evaluate_run(
         "operating_points": [
             {**point, "test": rates(test.labels, calibrated["test"], point["threshold"])} for point in points
         ],
+        "band": {
+            "rule": RULE,
+            **band,
+            "test": band_summary(test.labels, calibrated["test"], band["lower"], band["upper"]),
+        },
     }
     report["robustness"] = _robustness(predictor, splits["test"], test, threshold, tiers)
     if cross_filters:
@@ -111,7 +132,7 @@ def evaluate_run(
     runs.write_json(run_dir / runs.REPORT_JSON, report)
     (run_dir / runs.REPORT_MD).write_text(render_markdown(report))
     if write_calibration:
-        write_calibration_file(run_dir, calibration, points, report["evaluated"])
+        write_calibration_file(run_dir, calibration, points, report["evaluated"], band)
     logger.info(
         "Wrote %s and %s in %.1f s",
         run_dir / runs.REPORT_JSON,
@@ -137,10 +158,15 @@ def figure_paths(run_dir: Path, report: Mapping[str, Any]) -> dict[str, Path]:
 
 
 def write_calibration_file(
-    run_dir: Path, calibration: Mapping[str, Any], points: Sequence[dict], evaluated: str
+    run_dir: Path,
+    calibration: Mapping[str, Any],
+    points: Sequence[dict],
+    evaluated: str,
+    band: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write ``calibration.json``: the temperature and operating points fitted on validation."""
+    """Write ``calibration.json``: the temperature, operating points and band fitted on validation."""
     path = Path(run_dir) / runs.CALIBRATION_FILE
+    extra = {} if band is None else {"band": calibration_band(band)}
     runs.write_json(
         path,
         {
@@ -149,10 +175,22 @@ def write_calibration_file(
                 {key: point[key] for key in ("name", "target_fpr", "threshold", "fpr", "tpr")}
                 for point in points
             ],
+            **extra,
             "evaluated": evaluated,
         },
     )
     return path
+
+
+def calibration_band(band: Mapping[str, Any]) -> dict[str, Any]:
+    """The band as ``calibration.json`` stores it: thresholds, target, and the validation rates."""
+    stored = {key: band[key] for key in ("lower", "upper", "target_fpr", "empty")}
+    if band.get("note"):
+        stored["note"] = band["note"]
+    stored["validation"] = {
+        key: band["validation"][key] for key in ("coverage", "confident_accuracy", "fpr", "recall", "fnr")
+    }
+    return stored
 
 
 def _training_summary(run_dir: Path) -> dict[str, Any]:

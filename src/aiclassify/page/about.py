@@ -17,6 +17,9 @@ LIMITS = (
 )
 
 
+DEMO_BANNER = "Demo model: it detects nothing real (trained on synthetic toy images, to try the page)"
+
+
 def _percent(value: Any) -> str | None:
     """``0.934`` as ``93.4 %``; None when ``value`` is not a number."""
     return f"{100 * value:.1f} %" if isinstance(value, (int, float)) else None
@@ -72,6 +75,23 @@ def operating_points(details: dict[str, Any]) -> str:
     return ", ".join(parts) or "none reported"
 
 
+def band(details: dict[str, Any]) -> str:
+    """The inconclusive band, or why there is none."""
+    entry = details.get("band")
+    if not isinstance(entry, dict):
+        note = details.get("band_note")
+        return f"none ({note})" if isinstance(note, str) and note else "none reported"
+    lower, upper = entry.get("lower"), entry.get("upper")
+    if not isinstance(lower, (int, float)) or not isinstance(upper, (int, float)):
+        return "none reported"
+    if entry.get("empty"):
+        text = f"empty: every image gets a verdict (AI-generated from P = {upper:.3g})"
+    else:
+        text = f"AI-generated from P = {upper:.3g}, real up to P = {lower:.3g}, inconclusive in between"
+    coverage = _percent((entry.get("validation") or {}).get("coverage"))
+    return text + (f"; {coverage} of validation images got a confident verdict" if coverage else "")
+
+
 def model_summary(name: str, details: dict[str, Any]) -> list[tuple[str, str]]:
     """(label, text) pairs describing model ``name`` for the about panel."""
     architecture = details.get("architecture") or "unknown"
@@ -85,4 +105,6 @@ def model_summary(name: str, details: dict[str, Any]) -> list[tuple[str, str]]:
         ("Trained on", training_data(details)),
         ("Measured accuracy", accuracy(details)),
         ("Thresholds", operating_points(details)),
+        ("Inconclusive band", band(details)),
+        *([("Demo model", DEMO_BANNER)] if details.get("demo") is True else []),
     ]

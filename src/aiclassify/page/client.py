@@ -76,6 +76,11 @@ class ModelInfo:
         return [p.get("name") for p in self.details.get("operating_points") or [] if p.get("name")]
 
     @property
+    def is_demo(self) -> bool:
+        """Whether the API says this is a demo model (trained on synthetic toy images)."""
+        return self.details.get("demo") is True
+
+    @property
     def has_strict_point(self) -> bool:
         """Whether the model offers the 1 % false-positive operating point."""
         return STRICT_OPERATING_POINT in self.operating_points

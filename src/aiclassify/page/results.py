@@ -2,6 +2,10 @@
 
 Each image is sent in its own request so that an unreadable file fails only its own row (the API
 rejects a whole request when one of its images is bad). Nothing here imports Streamlit.
+
+A row's ``verdict`` is the API's (``AI-generated``, ``Real`` or ``Inconclusive``, by the model's
+inconclusive band); ``label`` is the decision at the threshold in use, ``warnings`` what makes
+the verdict unreliable.
 """
 
 from __future__ import annotations
@@ -12,17 +16,23 @@ import csv
 import io
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from aiclassify.page.client import ApiCallError, ApiClient
 
 SUPPORTED_TYPES = ("jpg", "jpeg", "png", "webp", "bmp")
-VERDICTS = {"ai-generated": "AI-generated", "real": "Real"}
+VERDICTS = {"ai-generated": "AI-generated", "real": "Real", "inconclusive": "Inconclusive"}
+INCONCLUSIVE = VERDICTS["inconclusive"]
+INCONCLUSIVE_TEXT = "Inconclusive: the model is not confident either way"
 TABLE_COLUMNS = (
     "file",
     "verdict",
+    "label",
+    "warnings",
     "probability_ai",
+    "band_lower",
+    "band_upper",
     "threshold",
     "operating_point",
     "model",
@@ -39,8 +49,12 @@ class ResultRow:
     """The verdict on one uploaded file, or why there is none (``error``)."""
 
     file: str
-    verdict: str | None = None
+    verdict: str | None = None  # AI-generated, Real or Inconclusive (by the model's band)
+    label: str | None = None  # AI-generated or Real at the threshold in use
+    warnings: list[dict[str, str]] = field(default_factory=list)  # [{"code", "message"}]
     probability_ai: float | None = None
+    band_lower: float | None = None
+    band_upper: float | None = None
     threshold: float | None = None
     operating_point: str | None = None
     model: str | None = None
@@ -58,23 +72,40 @@ class ResultRow:
         return self.error is None and self.verdict is not None
 
     @property
+    def inconclusive(self) -> bool:
+        """Whether the model was not confident either way."""
+        return self.verdict == INCONCLUSIVE
+
+    @property
+    def warning_codes(self) -> str:
+        """The warnings' codes, comma-separated (empty when none)."""
+        return ", ".join(str(w.get("code")) for w in self.warnings)
+
+    @property
     def size(self) -> str:
         """``width x height`` in pixels, or an empty string."""
         return f"{self.width}x{self.height}" if self.width and self.height else ""
 
 
 def verdict_text(label: str | None) -> str | None:
-    """The API label (``ai-generated``/``real``) as shown to people: ``AI-generated`` or ``Real``."""
+    """The API verdict or label (``ai-generated``/``real``/``inconclusive``) as shown to people:
+    ``AI-generated``, ``Real`` or ``Inconclusive``."""
     return VERDICTS.get(label or "", label)
 
 
 def row_from_prediction(filename: str, prediction: dict[str, Any]) -> ResultRow:
     """A table row from one entry of the API's ``predictions`` list."""
     model = prediction.get("model") or {}
+    band = prediction.get("band") if isinstance(prediction.get("band"), dict) else {}
+    warnings = [w for w in prediction.get("warnings") or [] if isinstance(w, dict)]
     return ResultRow(
         file=filename,
-        verdict=verdict_text(prediction.get("label")),
+        verdict=verdict_text(prediction.get("verdict") or prediction.get("label")),
+        label=verdict_text(prediction.get("label")),
+        warnings=warnings,
         probability_ai=prediction.get("probability_ai"),
+        band_lower=band.get("lower"),
+        band_upper=band.get("upper"),
         threshold=prediction.get("threshold"),
         operating_point=prediction.get("operating_point") or "default",
         model=model.get("name"),
@@ -159,16 +190,20 @@ def score_files(
 
 
 def table_records(rows: Sequence[ResultRow]) -> list[dict[str, Any]]:
-    """The rows as plain dicts with the columns of :data:`TABLE_COLUMNS`, for tables and JSON."""
+    """The rows as plain dicts with the columns of :data:`TABLE_COLUMNS`, for tables and JSON
+    (``warnings`` as a list of ``{code, message}``)."""
     return [{column: asdict(row)[column] for column in TABLE_COLUMNS} for row in rows]
 
 
 def display_records(rows: Sequence[ResultRow]) -> list[dict[str, Any]]:
-    """The rows as shown in the page's table: file, verdict, probability, model, size, error."""
+    """The rows as shown in the page's table: file, verdict, label, warnings, probability, model,
+    size, error."""
     return [
         {
             "file": row.file,
             "verdict": row.verdict or "—",
+            "label at threshold": row.label or "",
+            "warnings": row.warning_codes,
             "probability AI": None if row.probability_ai is None else round(row.probability_ai, 4),
             "threshold": None if row.threshold is None else round(row.threshold, 4),
             "model": f"{row.model} v{row.model_version}" if row.model else "",
@@ -180,11 +215,13 @@ def display_records(rows: Sequence[ResultRow]) -> list[dict[str, Any]]:
 
 
 def to_csv(rows: Sequence[ResultRow]) -> str:
-    """The results as CSV text with a header row (columns of :data:`TABLE_COLUMNS`)."""
+    """The results as CSV text with a header row (columns of :data:`TABLE_COLUMNS`; ``warnings``
+    as their codes, separated by ``; ``)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=TABLE_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for record in table_records(rows):
+        record["warnings"] = "; ".join(str(w.get("code")) for w in record["warnings"])
         writer.writerow({k: "" if v is None else v for k, v in record.items()})
     return buffer.getvalue()
 
@@ -195,8 +232,8 @@ def to_json(rows: Sequence[ResultRow]) -> str:
 
 
 def summary(rows: Sequence[ResultRow]) -> dict[str, int]:
-    """How many files were scored AI-generated, Real, or failed."""
-    counts = {"AI-generated": 0, "Real": 0, "Failed": 0}
+    """How many files were called AI-generated, Real, Inconclusive, or failed."""
+    counts = {"AI-generated": 0, "Real": 0, "Inconclusive": 0, "Failed": 0}
     for row in rows:
         counts[row.verdict if row.ok and row.verdict in counts else "Failed"] += 1
     return counts

@@ -2,9 +2,12 @@
 
 :class:`Predictor` (:mod:`aiclassify.predict.predictor`) serves the predict command, the API,
 evaluation and explanations; ``python -m aiclassify.predict`` is its command line
-(:mod:`aiclassify.predict.cli`).
+(:mod:`aiclassify.predict.cli`). :mod:`aiclassify.predict.band` holds the inconclusive band's rule,
+:mod:`aiclassify.predict.diagnostics` the warnings computed from an image's bytes.
 """
 
+from aiclassify.predict.band import Band
+from aiclassify.predict.diagnostics import ImageWarning
 from aiclassify.predict.predictor import (
     ExplanationUnavailableError,
     FilePrediction,
@@ -15,8 +18,10 @@ from aiclassify.predict.predictor import (
 )
 
 __all__ = [
+    "Band",
     "ExplanationUnavailableError",
     "FilePrediction",
+    "ImageWarning",
     "OperatingPoint",
     "Predictor",
     "UnknownOperatingPointError",

@@ -1,6 +1,10 @@
 """The predict command: ``python -m aiclassify.predict --run runs/demo a.jpg [b.png ...] [--json]``.
 
 Scores files through :class:`aiclassify.predict.Predictor`, the same inference path as the API.
+Each line gives the verdict (``ai-generated``, ``real``, or ``inconclusive`` inside the run's
+inconclusive band) and the calibrated probability, then one indented ``warning:`` line per warning
+that makes it unreliable. ``--json`` prints one object per file with ``verdict``, ``label`` (the
+decision at the threshold in use), ``band`` and ``warnings`` among its fields.
 """
 
 from __future__ import annotations
@@ -26,8 +30,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def format_result(result) -> list[str]:
+    """The text lines for one :class:`~aiclassify.predict.FilePrediction`."""
+    if result.error:
+        return [f"{result.path}: error: {result.error}"]
+    line = f"{result.path}: {result.verdict} (P(AI-generated) = {result.probability_ai:.4f})"
+    if result.operating_point is not None:
+        line += f" [label at {result.operating_point}, threshold {result.threshold:.4f}: {result.label}]"
+    return [line, *(f"  warning: {w['code']}: {w['message']}" for w in result.warnings or [])]
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Print one line per image: label and probability (or JSON with --json); 1 when a file failed."""
+    """Print the verdict and probability of each image, then its warnings (or JSON lines with
+    --json); 1 when a file failed."""
     args = parse_args(argv)
     setup_logging()
     from aiclassify.predict import Predictor
@@ -39,13 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     except (RunDirectoryError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if predictor.band is None:
+        print(f"note: {predictor.band_note}", file=sys.stderr)
     for result in results:
         if args.json:
             print(json.dumps(asdict(result)))
-        elif result.error:
-            print(f"{result.path}: error: {result.error}")
         else:
-            print(f"{result.path}: {result.label} (P(AI-generated) = {result.probability_ai:.4f})")
+            print("\n".join(format_result(result)))
     return 1 if any(r.error for r in results) else 0
 
 

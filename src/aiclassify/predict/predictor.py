@@ -7,8 +7,15 @@ labels. The predict command, the API, evaluation and explanations all use it, so
 drift apart.
 
 Thresholds come from the files of their one writer each: the default decision threshold from
-training's ``metadata.json``, the temperature and operating points from evaluation's
-``calibration.json``. :attr:`Predictor.calibration_source` says which file they were read from.
+training's ``metadata.json``, the temperature, operating points and inconclusive band from
+evaluation's ``calibration.json``. :attr:`Predictor.calibration_source` says which file they were
+read from.
+
+Each verdict carries two decisions: ``label``, the thresholded decision at the requested threshold
+or operating point (``probability_ai >= threshold``), and ``verdict``, ``ai-generated``, ``real`` or
+``inconclusive`` by the run's inconclusive band (:mod:`aiclassify.predict.band`; a run without a
+band gets ``verdict == label``), with the warnings that make it unreliable
+(:mod:`aiclassify.predict.diagnostics`).
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ import numpy as np
 
 from aiclassify import LABEL_NAMES, runs
 from aiclassify.calibration import calibrate, check_temperature
+from aiclassify.predict.band import Band, read_band
+from aiclassify.predict.diagnostics import DEMO_MODEL, ImageWarning, image_warnings
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +67,9 @@ class Verdict:
     probability_ai_uncalibrated: float
     threshold: float  # label is ai-generated when probability_ai >= threshold
     operating_point: str | None  # None: the run's default threshold
+    verdict: str  # ai-generated, real or inconclusive by the band; the label when there is no band
+    band: Band | None = None
+    warnings: tuple[ImageWarning, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,9 @@ class FilePrediction:
     error: str | None = None
     threshold: float | None = None
     operating_point: str | None = None
+    verdict: str | None = None  # ai-generated, real or inconclusive (the label when there is no band)
+    band: dict[str, float] | None = None  # {"lower", "upper"}
+    warnings: list[dict[str, str]] | None = None  # [{"code", "message"}]
 
 
 def read_calibration(run_dir: Path, metadata: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
@@ -114,8 +129,8 @@ class Predictor:
 
     ``score`` maps a list of encoded images to raw P(AI-generated), one per image (raising on an
     undecodable one); :meth:`load` builds it from a run directory or SavedModel. ``metadata`` is
-    training's metadata (``threshold``, ``image_size``...), ``calibration`` evaluation's
-    (``temperature``, ``operating_points``).
+    training's metadata (``threshold``, ``image_size``, ``demo``...), ``calibration`` evaluation's
+    (``temperature``, ``operating_points``, ``band``).
     """
 
     def __init__(
@@ -144,6 +159,7 @@ class Predictor:
         self.raw_threshold = float(self.metadata.get("threshold", 0.5))
         self.default_threshold = float(calibrate(self.raw_threshold, self.temperature))
         self.operating_points = read_operating_points(self.calibration)
+        self.band, self.band_note = read_band(self.calibration)
         self._keras_model: Any = None
         self._keras_lock = threading.Lock()
 
@@ -201,6 +217,20 @@ class Predictor:
             batch_size=self.batch_size,
         )
 
+    @property
+    def is_demo(self) -> bool:
+        """Whether the model was trained on the embedded demo data (it detects nothing real).
+
+        Training writes ``demo`` into ``metadata.json``; runs trained before that are recognised by
+        their dataset source.
+        """
+        return bool(self.metadata.get("demo")) or (self.metadata.get("dataset") or {}).get("source") == "demo"
+
+    def image_warnings(self, image: bytes) -> tuple[ImageWarning, ...]:
+        """What makes a verdict on this encoded image unreliable (never raises; no TensorFlow)."""
+        warnings = image_warnings(image, self.image_size)
+        return (*warnings, DEMO_MODEL) if self.is_demo else tuple(warnings)
+
     def probabilities(self, images: Sequence[bytes]) -> np.ndarray:
         """Raw P(AI-generated) for each encoded image, scored ``batch_size`` at a time."""
         images = list(images)
@@ -246,23 +276,42 @@ class Predictor:
         """The label of a calibrated probability at ``threshold``."""
         return LABEL_NAMES[int(probability >= threshold)]
 
-    def verdict(self, raw_probability: float, threshold: float, operating_point: str | None) -> Verdict:
-        """The verdict on one raw model output at ``threshold`` (from :meth:`threshold_for`)."""
+    def verdict(
+        self,
+        raw_probability: float,
+        threshold: float,
+        operating_point: str | None,
+        warnings: Sequence[ImageWarning] = (),
+    ) -> Verdict:
+        """The verdict on one raw model output at ``threshold`` (from :meth:`threshold_for`).
+
+        ``label`` applies ``threshold``; ``verdict`` applies the band (the label when there is none).
+        ``warnings``: from :meth:`image_warnings` of the same image.
+        """
         probability = float(self.calibrate(float(raw_probability)))
+        label = self.label(probability, threshold)
         return Verdict(
-            self.label(probability, threshold),
+            label,
             probability,
             float(raw_probability),
             threshold,
             operating_point,
+            label if self.band is None else self.band.verdict(probability),
+            self.band,
+            tuple(warnings),
         )
 
     def predict(
         self, images: Sequence[bytes], target_fpr: float | None = None, operating_point: str | None = None
     ) -> list[Verdict]:
-        """Verdicts on encoded images at the default threshold or the named operating point."""
+        """Verdicts (with their warnings) on encoded images at the default threshold or the named
+        operating point."""
+        images = list(images)
         threshold, point = self.threshold_for(target_fpr, operating_point)
-        return [self.verdict(p, threshold, point) for p in self.probabilities(images)]
+        return [
+            self.verdict(p, threshold, point, self.image_warnings(image))
+            for p, image in zip(self.probabilities(images), images, strict=True)
+        ]
 
     def predict_files(
         self, paths: Sequence[Path], target_fpr: float | None = None, operating_point: str | None = None
@@ -276,22 +325,43 @@ class Predictor:
             for path in paths
         }
         readable = [Path(path) for path in paths if not problems[str(path)]]
-        scores = dict(
-            zip(map(str, readable), self.probabilities([p.read_bytes() for p in readable]), strict=True)
-        )
+        contents = {str(path): path.read_bytes() for path in readable}
+        scores = dict(zip(contents, self.probabilities(list(contents.values())), strict=True))
         results = []
         for path in map(str, paths):
             if problems[path]:
                 results.append(FilePrediction(path, None, None, problems[path]))
                 continue
-            verdict = self.verdict(scores[path], threshold, point)
+            verdict = self.verdict(scores[path], threshold, point, self.image_warnings(contents[path]))
             results.append(
-                FilePrediction(path, verdict.label, verdict.probability_ai, None, threshold, point)
+                FilePrediction(
+                    path,
+                    verdict.label,
+                    verdict.probability_ai,
+                    None,
+                    threshold,
+                    point,
+                    verdict.verdict,
+                    None if verdict.band is None else verdict.band.to_dict(),
+                    [warning.to_dict() for warning in verdict.warnings],
+                )
             )
         return results
 
     def describe_thresholds(self) -> dict[str, Any]:
-        """The temperature, default threshold and operating points in use, and the file they came from."""
+        """The temperature, default threshold, operating points and band in use, and the file they
+        came from; ``band_note`` says why there is no band (``no band: the run has not been evaluated``)."""
+        band = None
+        if self.band is not None:
+            stored = self.calibration.get("band") or {}
+            validation = stored.get("validation")
+            band = {
+                "lower": self.band.lower,
+                "upper": self.band.upper,
+                "target_fpr": self.band.target_fpr,
+                "empty": self.band.empty,
+                "validation": validation if isinstance(validation, dict) else None,
+            }
         return {
             "temperature": self.temperature,
             "threshold": self.default_threshold,
@@ -299,6 +369,8 @@ class Predictor:
                 {"name": p.name, "target_fpr": p.target_fpr, "threshold": p.threshold}
                 for p in self.operating_points
             ],
+            "band": band,
+            "band_note": self.band_note,
             "calibration_source": self.calibration_source,
         }
 
@@ -316,30 +388,30 @@ class Predictor:
 
 
 def saved_model_scorer(path: Path) -> ScoreFunction:
-    """Score encoded images with a SavedModel's ``serving_default`` (image bytes in)."""
-    import tensorflow as tf
+    """Score encoded images with a SavedModel: ``serving_default`` (image bytes in), or for an
+    image at least twice the input size on its shorter side, ``serve_pixels`` on a grid of
+    native-resolution crops combined by their mean logit (:mod:`aiclassify.predict.crops`)."""
+    from aiclassify.predict.crops import saved_model_crop_scorer
 
-    from aiclassify.export import BYTES_SIGNATURE, OUTPUT_KEY, load_saved_model
-
-    serve = load_saved_model(path).signatures[BYTES_SIGNATURE]
-
-    def score(images: list[bytes]) -> np.ndarray:
-        return serve(image_bytes=tf.constant(images, dtype=tf.string))[OUTPUT_KEY].numpy()
-
-    return score
+    return saved_model_crop_scorer(path)
 
 
 def keras_scorer(model: Any, image_size: int) -> ScoreFunction:
-    """Score encoded images with a Keras model behind the export's own decoder."""
+    """Score encoded images with a Keras model behind the export's own decoder, with the same
+    crop rule for large images as :func:`saved_model_scorer`."""
     import tensorflow as tf
 
+    from aiclassify.predict.crops import crop_scorer
     from aiclassify.preprocessing import decode_batch
 
-    def score(images: list[bytes]) -> np.ndarray:
+    def score_bytes(images: list[bytes]) -> np.ndarray:
         pixels = tf.cast(decode_batch(tf.constant(images, dtype=tf.string), image_size), tf.float32)
         return np.asarray(model(pixels, training=False)).reshape(-1)
 
-    return score
+    def score_pixels(pixels: np.ndarray) -> np.ndarray:
+        return np.asarray(model(tf.constant(pixels, dtype=tf.float32), training=False)).reshape(-1)
+
+    return crop_scorer(score_bytes, score_pixels, image_size)
 
 
 def load_run_keras_model(run_dir: Path) -> Any:

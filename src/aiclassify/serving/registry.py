@@ -20,7 +20,13 @@ from typing import Any
 from PIL import Image
 
 from aiclassify import LABEL_NAMES
-from aiclassify.predict import ExplanationUnavailableError, Predictor, UnknownOperatingPointError, Verdict
+from aiclassify.predict import (
+    ExplanationUnavailableError,
+    ImageWarning,
+    Predictor,
+    UnknownOperatingPointError,
+    Verdict,
+)
 from aiclassify.serving.batching import BatchQueue
 from aiclassify.serving.errors import ApiError
 from aiclassify.serving.explanations import Explainer
@@ -73,6 +79,11 @@ class ServedModel:
         """The calibration temperature (1: not calibrated)."""
         return self.predictor.temperature if self.predictor is not None else 1.0
 
+    @property
+    def is_demo(self) -> bool:
+        """Whether the model is a demo model (trained on synthetic toy images)."""
+        return self.predictor.is_demo if self.predictor is not None else False
+
     def load(self, max_batch_size: int = 32, max_wait_s: float = 0.005) -> None:
         """Load (unless injected), answer a warm-up call, start batching; on failure the state is END."""
         started = time.perf_counter()
@@ -106,9 +117,19 @@ class ServedModel:
         except UnknownOperatingPointError as error:
             raise ApiError(422, f"model {self.name!r}: {error}") from None
 
-    def verdict(self, raw_probability: float, threshold: float, operating_point: str | None) -> Verdict:
-        """The predictor's verdict on one raw model output."""
-        return self.predictor.verdict(raw_probability, threshold, operating_point)
+    def verdict(
+        self,
+        raw_probability: float,
+        threshold: float,
+        operating_point: str | None,
+        warnings: tuple[ImageWarning, ...] = (),
+    ) -> Verdict:
+        """The predictor's verdict on one raw model output (label, band verdict, warnings)."""
+        return self.predictor.verdict(raw_probability, threshold, operating_point, warnings)
+
+    def image_warnings(self, image: bytes) -> tuple[ImageWarning, ...]:
+        """The predictor's warnings for one uploaded image (Pillow only, never raises)."""
+        return self.predictor.image_warnings(image)
 
     def score(self, images: list[bytes], timeout_s: float) -> list[float | Exception]:
         """Raw model probabilities through the batching queue; an input that failed gets its error."""
@@ -148,6 +169,7 @@ class ServedModel:
             "image_size": self.predictor.image_size,
             "classes": metadata.get("classes", dict(enumerate(LABEL_NAMES))),
             **self.predictor.describe_thresholds(),
+            "demo": self.is_demo,
             "dataset": {key: dataset.get(key) for key in ("source", "key", "counts")},
             "metrics": metadata.get("metrics"),
         }

@@ -142,17 +142,21 @@ def _model_summary(model: ServedModel) -> dict[str, Any]:
         "run": model.metadata.get("name"),
         "architecture": model.metadata.get("model"),
         "temperature": model.temperature,
+        "demo": model.is_demo,
     }
 
 
 def _prediction(
     index: int, upload: Upload, item: Scored, model: ServedModel, threshold: float, point: str | None
 ) -> dict[str, Any]:
-    """The verdict on one image."""
-    verdict = model.verdict(item.probability, threshold, point)
+    """The verdict on one image, with the warnings computed from the bytes as uploaded."""
+    verdict = model.verdict(item.probability, threshold, point, model.image_warnings(upload.data))
     return {
         "index": index,
         "filename": upload.filename,
+        "verdict": verdict.verdict,
+        "band": None if verdict.band is None else verdict.band.to_dict(),
+        "warnings": [warning.to_dict() for warning in verdict.warnings],
         "label": verdict.label,
         "probability_ai": verdict.probability_ai,
         "probability_ai_uncalibrated": verdict.probability_ai_uncalibrated,

@@ -27,6 +27,8 @@ from pydantic import (
 from werkzeug.datastructures import FileStorage
 
 from aiclassify import LABEL_NAMES
+from aiclassify.predict.band import VERDICTS
+from aiclassify.predict.diagnostics import WARNING_CODES
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
@@ -36,6 +38,8 @@ FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 AT_LEAST_ONE = {"minItems": 1}
 ModelState = Literal["LOADING", "AVAILABLE", "END"]  # TensorFlow Serving's state names
 Label = Literal[LABEL_NAMES]
+VerdictName = Literal[VERDICTS]
+WarningCode = Literal[WARNING_CODES]
 
 
 def _fraction(value: Any) -> float:
@@ -218,6 +222,7 @@ class ModelSummary(Closed):
     run: str | None = Field(description="the run's name")
     architecture: str | None = Field(description="the model builder's name")
     temperature: float
+    demo: bool = Field(description="a demo model, trained on synthetic toy images: it detects nothing real")
 
 
 class ImageTiming(Closed):
@@ -238,12 +243,40 @@ class Explanation(Closed):
     )
 
 
+class BandThresholds(Closed):
+    """The inconclusive band: ai-generated when probability_ai >= upper, else real when <= lower,
+    else inconclusive."""
+
+    lower: float
+    upper: float
+
+
+class ImageWarningInfo(Closed):
+    """Something that makes the verdict on this image unreliable."""
+
+    code: WarningCode
+    message: str = Field(description="what it means, for people")
+
+
 class ImagePrediction(Closed):
     """The verdict on one image."""
 
     index: int
     filename: str | None
-    label: Label
+    verdict: VerdictName = Field(
+        description="by the model's inconclusive band: ai-generated when probability_ai >= band.upper, "
+        "real when <= band.lower, else inconclusive; equals label when the model has no band"
+    )
+    band: BandThresholds | None = Field(
+        description="the band the verdict used; null when the run has not been evaluated with one"
+    )
+    warnings: list[ImageWarningInfo] = Field(
+        description="what makes this verdict unreliable (image size, JPEG quality, greyscale, "
+        "transparency, a demo model); empty when nothing is known to"
+    )
+    label: Label = Field(
+        description="the thresholded decision: ai-generated when probability_ai >= threshold"
+    )
     probability_ai: float = Field(
         ge=0, le=1, description="calibrated P(AI-generated) when the run has a temperature"
     )
@@ -328,6 +361,31 @@ class OperatingPointInfo(Closed):
     threshold: float
 
 
+class BandValidation(Closed):
+    """How the band decided the validation split it was chosen on (null: not measured)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    coverage: float | None = Field(None, description="share of images with a confident verdict")
+    confident_accuracy: float | None = Field(None, description="accuracy of the confident verdicts")
+    fpr: float | None = Field(None, description="share of real images called ai-generated")
+    recall: float | None = Field(None, description="share of AI-generated images called ai-generated")
+    fnr: float | None = Field(None, description="share of AI-generated images called real")
+
+
+class BandInfo(Closed):
+    """The inconclusive band in use, from calibration.json."""
+
+    lower: float
+    upper: float
+    target_fpr: float | None = Field(
+        description="the rate both ends were chosen for on validation (real called ai-generated, "
+        "AI-generated called real)"
+    )
+    empty: bool = Field(description="the thresholds crossed on validation: no image is inconclusive")
+    validation: BandValidation | None
+
+
 class ModelDescription(Closed):
     """This server's view of a model: run metadata, calibration and thresholds."""
 
@@ -341,8 +399,14 @@ class ModelDescription(Closed):
     temperature: float
     threshold: float = Field(description="the default threshold, on the calibrated scale")
     operating_points: list[OperatingPointInfo]
+    band: BandInfo | None = Field(description="the inconclusive band; null when the run has none")
+    band_note: str | None = Field(
+        description="why there is no band (e.g. 'no band: the run has not been evaluated'); "
+        "null when there is one"
+    )
+    demo: bool = Field(description="a demo model, trained on synthetic toy images: it detects nothing real")
     calibration_source: str | None = Field(
-        description="the file the temperature and operating points were read from; null when the run "
+        description="the file the temperature, operating points and band were read from; null when the run "
         "has not been evaluated"
     )
     dataset: dict[str, Any] = Field(description="source, key and counts of the training data")

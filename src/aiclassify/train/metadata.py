@@ -51,6 +51,7 @@ def build_metadata(
         },
         "augment": list(config.train.augment),
         "output": "probability that the image is AI-generated",
+        "demo": config.data.source == "demo",  # trained on synthetic toy images: detects nothing real
         "classes": {str(index): name for index, name in enumerate(LABEL_NAMES)},
         "class_folders": {"0": splits.class_folders.get("real"), "1": splits.class_folders.get("fake")},
         "threshold": config.export.threshold,

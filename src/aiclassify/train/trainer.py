@@ -14,9 +14,9 @@ import tensorflow as tf
 
 from aiclassify import runs
 from aiclassify.config import Config
-from aiclassify.data.augment import AugmentOptions, make_augmenter
+from aiclassify.data.augment import AugmentOptions, degrade_for_validation, make_augmenter, make_degrader
 from aiclassify.data.layouts import DatasetSplits, load_splits
-from aiclassify.data.pipeline import make_dataset
+from aiclassify.data.pipeline import make_dataset, with_degraded_copies
 from aiclassify.data.sources import dataset_root
 from aiclassify.data.validate import drop_unreadable
 from aiclassify.export import export_saved_model
@@ -36,9 +36,22 @@ KERAS_DATASET_NOISE = (  # Keras warns on every finite tf.data input whose lengt
 
 
 def prepare_data(config: Config, workdir: Path) -> tuple[DatasetSplits, dict[str, tf.data.Dataset], list]:
-    """Discover, validate and build the train/validation/test pipelines."""
+    """Discover, validate and build the train/validation/test pipelines.
+
+    Training images get ``train.augment`` then ``train.degrade`` (and ``data.train_crop``'s
+    native-resolution crop first). ``datasets["validation_fit"]`` is what ``model.fit`` monitors
+    (early stopping and checkpoints on ``train.monitor``, and history.csv's ``val_*``
+    columns): the clean validation split, or with ``train.validation_degraded`` the clean split
+    plus one degraded copy of each image, drawn with a fixed seed per image so that every epoch
+    sees the same copies. The copies use ``train.degrade``'s strengths with every probability
+    raised to at least 0.5 (:func:`aiclassify.data.augment.degrade_for_validation`: a copy
+    escapes all four degradations with probability at most 1/16), and no ``train.augment`` op.
+    They share the clean split's cache; ``datasets["validation"]`` (metrics.json's validation
+    metrics) stays clean.
+    """
     data, train = config.data, config.train
-    augment = make_augmenter(train.augment, augment_options(config))  # fails fast on a bad name
+    # fails fast on a bad name
+    augment = make_augmenter(train.augment, augment_options(config), train.degrade)
     splits = load_splits(dataset_root(data, train.seed), data.val_fraction, data.test_fraction, train.seed)
     skipped = []
     for name, samples in splits.splits.items():
@@ -57,9 +70,16 @@ def prepare_data(config: Config, workdir: Path) -> tuple[DatasetSplits, dict[str
             cache_dir=workdir / "cache" / name,
             shuffle_buffer=data.shuffle_buffer,
             augment=augment,
+            train_crop=data.train_crop,
         )
         for name, samples in splits.splits.items()
     }
+    datasets["validation_fit"] = datasets["validation"]
+    if train.validation_degraded:
+        degrader = make_degrader(degrade_for_validation(train.degrade))
+        datasets["validation_fit"] = with_degraded_copies(
+            datasets["validation"], degrader, train.seed, train.batch_size
+        )
     return splits, datasets, skipped
 
 
@@ -146,7 +166,7 @@ def _train_and_export(config: Config, workdir: Path, resuming: bool, precision: 
         model = compile_model(config, steps_per_epoch)
     model.fit(
         datasets["train"],
-        validation_data=datasets["validation"],
+        validation_data=datasets["validation_fit"],
         epochs=config.train.epochs,
         callbacks=make_callbacks(config, workdir, resuming),
         verbose=config.train.verbose,
