@@ -79,6 +79,14 @@ def test_bad_strength_is_rejected():
         AugmentOptions(min_scale=0.0)
 
 
+def test_jpeg_quality_range_must_leave_room_below_100():
+    with pytest.raises(ValueError, match=r"must be in \[0, 100\). Received: jpeg_min_quality=100"):
+        AugmentOptions(jpeg_min_quality=100)
+    augment = make_augmenter(["jpeg"], AugmentOptions(jpeg_min_quality=99))
+    image = tf.zeros((8, 8, 3), tf.uint8)
+    assert augment(image, tf.constant([1, 2], tf.int64)).shape == (8, 8, 3)
+
+
 def test_config_wires_names_and_strengths():
     config = load_config(None, ["train.augment=[hflip, jpeg]", "train.augment_jpeg_min_quality=30"])
     assert config.train.augment == ("hflip", "jpeg")

@@ -42,9 +42,9 @@ class AugmentOptions:
     def __post_init__(self) -> None:
         if not 0.0 < self.min_scale <= 1.0:
             raise ValueError(f"min_scale must be in (0, 1]. Received: min_scale={self.min_scale}")
-        if not 0 <= self.jpeg_min_quality <= 100:
+        if not 0 <= self.jpeg_min_quality < 100:
             raise ValueError(
-                f"jpeg_min_quality must be in [0, 100]. Received: jpeg_min_quality={self.jpeg_min_quality}"
+                f"jpeg_min_quality must be in [0, 100). Received: jpeg_min_quality={self.jpeg_min_quality}"
             )
         for name in ("rotation_degrees", "noise_sigma", "color_strength"):
             if getattr(self, name) < 0:

@@ -2,8 +2,9 @@
 
 A :class:`Predictor` loads a run directory (or a bare SavedModel), scores encoded image bytes
 through the exported ``serving_default`` signature (which decodes and resizes with
-:mod:`aiclassify.preprocessing`), applies the run's calibration and decision thresholds and
-labels. The predict command, the API, evaluation and explanations all use it, so they cannot
+:mod:`aiclassify.preprocessing`) or, for an image much larger than the model's input, through
+``serve_pixels`` on a bounded grid of native-resolution crops (:mod:`aiclassify.predict.crops`),
+applies the run's calibration and decision thresholds and labels. The predict command, the API, evaluation and explanations all use it, so they cannot
 drift apart.
 
 Thresholds come from the files of their one writer each: the default decision threshold from

@@ -43,7 +43,10 @@ def build_metadata(
         "model": config.model.name,
         "parameters": int(model.count_params()),
         "image_size": config.data.image_size,
-        "input": "RGB uint8 0-255 pixels, resized with antialiasing; rescaling is inside the model",
+        "input": (
+            "RGB uint8 0-255 pixels, resized with antialiasing (training: random native-resolution "
+            "crops of larger images when data.train_crop is set); rescaling is inside the model"
+        ),
         "filter": {
             "name": config.data.filter,
             "sigma": config.data.filter_sigma,
