@@ -40,6 +40,17 @@ OPERATING_POINTS = [
 ]
 
 
+def assert_runs_without_tensorflow(code: str, cwd: Path, *args: str) -> None:
+    """Run Python ``code`` in a fresh interpreter in ``cwd`` and check it never imported TensorFlow."""
+    import sys
+
+    check = f"{code}\nimport sys\nassert 'tensorflow' not in sys.modules, 'tensorflow imported'"
+    result = subprocess.run(
+        [sys.executable, "-c", check, *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
 def tiny_overrides(data_path: Path, **extra: object) -> list[str]:
     """``--set`` overrides for a run that trains in seconds on the tiny demo data."""
     values = {

@@ -6,12 +6,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import subprocess
-import sys
 import time
 
 import pytest
-from conftest import REPO
+from conftest import REPO, assert_runs_without_tensorflow
 
 from aiclassify.benchmarks import forward, load, report, servers
 
@@ -213,11 +211,6 @@ def test_servers_get_the_workers_and_threads_asked_for(tmp_path):
 
 
 def test_the_load_client_does_not_import_tensorflow(tmp_path):
-    code = (
-        "import sys; import aiclassify.benchmarks.runner, aiclassify.benchmarks.report; "
-        "assert 'tensorflow' not in sys.modules, 'tensorflow imported'"
+    assert_runs_without_tensorflow(
+        "import aiclassify.benchmarks.runner, aiclassify.benchmarks.report", tmp_path
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr[-2000:]

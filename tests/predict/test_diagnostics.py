@@ -4,12 +4,11 @@ files that must never make diagnostics raise."""
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from builders import encode, noise_image, truncated
+from conftest import assert_runs_without_tensorflow
 from PIL import Image
 
 from aiclassify.predict.diagnostics import (
@@ -145,11 +144,4 @@ def test_unreadable_and_truncated_files_never_raise_and_warn_of_nothing(data):
 
 
 def test_diagnostics_do_not_import_tensorflow(tmp_path):
-    code = (
-        "import sys; from aiclassify.predict import diagnostics, band; "
-        "assert 'tensorflow' not in sys.modules, 'tensorflow imported'"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    assert_runs_without_tensorflow("from aiclassify.predict import diagnostics, band", tmp_path)

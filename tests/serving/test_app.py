@@ -34,6 +34,7 @@ from conftest import CALIBRATION
 from PIL import Image
 
 from aiclassify.predict import Predictor
+from aiclassify.predict.diagnostics import WARNING_CODES
 from aiclassify.serving.app import create_app
 from aiclassify.serving.batching import BatchQueue
 from aiclassify.serving.settings import SettingsError, load_settings
@@ -496,14 +497,7 @@ def test_openapi_document_declares_verdicts_and_warnings():
     assert {"verdict", "band", "warnings", "label"} <= set(prediction["required"])
     assert set(prediction["properties"]["verdict"]["enum"]) == {"real", "ai-generated", "inconclusive"}
     codes = set(schemas["ImageWarningInfo"]["properties"]["code"]["enum"])
-    assert codes == {
-        "larger_than_training",
-        "smaller_than_training",
-        "low_jpeg_quality",
-        "grayscale",
-        "mostly_transparent",
-        "demo_model",
-    }
+    assert codes == set(WARNING_CODES)
     assert {"band", "band_note", "demo"} <= set(schemas["ModelDescription"]["required"])
 
 
