@@ -22,7 +22,8 @@ demo: install
 	$(PY) -m aiclassify predict --run $(RUN_DIR) $(SAMPLES_DIR)/sample_real.jpg $(SAMPLES_DIR)/sample_fake.jpg
 	@echo ""
 	@echo "Demo models: $(RUN_DIR) (served as faces) and $(RUN_DIR)-general (served as general)."
-	@echo "Next: 'make app' starts the API and the upload page (http://$(HOST):$(APP_PORT)); 'make serve' the API alone."
+	@echo "Next: 'make app MODELS=demo' starts the API and the upload page on these demo models (http://$(HOST):$(APP_PORT));"
+	@echo "'make app' alone serves the shipped models under models/; 'make serve' the API alone."
 
 test: install
 	$(PY) -m pytest
@@ -35,7 +36,17 @@ clean:
 	rm -rf $(VENV) runs .pytest_cache
 
 # The inference API (docs/api.md) under gunicorn; override e.g. `make serve PORT=9000`.
+# By default the shipped models under models/ (each with its MODEL_CARD.md); `MODELS=demo` serves
+# the two demo models of `make demo` instead, and AICLASSIFY_MODELS=name=path,... any runs.
+MODELS ?= shipped
+SHIPPED_MODELS = $(subst $(eval) ,$(comma),$(strip $(foreach name,faces general,\
+	$(if $(wildcard models/$(name)/MANIFEST.json),$(name)=models/$(name)))))
+comma := ,
+ifeq ($(MODELS),demo)
 AICLASSIFY_MODELS ?= faces=runs/demo,general=runs/demo-general
+else
+AICLASSIFY_MODELS ?= $(SHIPPED_MODELS)
+endif
 HOST ?= 127.0.0.1
 PORT ?= 8000
 # One process (one copy of each model), its threads batched together; `make bench` measured the

@@ -120,6 +120,21 @@ def show_verdict(row: results.ResultRow, content: bytes) -> None:
         )
         if row.overlay_note:
             st.caption(f"No Grad-CAM overlay: {row.overlay_note}")
+        show_evidence(row)
+
+
+def show_evidence(row: results.ResultRow) -> None:
+    """The "Evidence" section: what the image's metadata declares, one line per finding, in plain
+    words. It is shown beside the model's verdict and never changes it."""
+    lines = results.evidence_lines(row.evidence)
+    with st.expander("Evidence (metadata, not part of the verdict)", expanded=row.evidence is not None):
+        st.markdown(f"**{lines[0]}**")
+        # metadata text (prompts, tool names) is shown as text: escaped, never rendered as Markdown
+        st.markdown("\n".join(f"- {results.markdown_escape(line)}" for line in lines[1:]))
+        st.caption(
+            "Metadata is read from the file as uploaded and reported separately: the model's score "
+            "comes from the pixels alone."
+        )
 
 
 def score(client: ApiClient, uploads: list, model: str, point: str | None, explain: bool = False) -> dict:

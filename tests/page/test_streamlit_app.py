@@ -219,6 +219,9 @@ def test_page_upload_results_and_downloads(api, monkeypatch):
     for row in rows[:2]:
         assert f":{'red' if row.verdict == 'AI-generated' else 'green'}[{row.verdict}]" in text
     assert any("bad.png" in e.value and "422" in e.value for e in at.error)
+    assert all(r.evidence and r.evidence["declared"] == "none" for r in rows[:2])  # metadata evidence
+    assert text.count("No metadata declares this image AI-generated") == 2
+    assert [e.label for e in at.expander].count("Evidence (metadata, not part of the verdict)") == 2
     bars = [p for p in at.get("progress") if "Probability AI-generated" in p.proto.text]
     assert len(bars) == 2
     assert any("threshold 0.900 (fpr_1pct)" in c.value for c in at.caption)

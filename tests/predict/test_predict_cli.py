@@ -25,7 +25,9 @@ def test_predictor_and_cli(tiny_run, encoded_images, tmp_path, capsys):
 
     exit_code = cli.main(["--run", str(tiny_run), str(paths[0]), str(broken)])
     captured = capsys.readouterr()
-    output = captured.out.splitlines()
+    lines = captured.out.splitlines()
+    output = [line for line in lines if not line.startswith("  evidence: ")]
+    assert lines[2] == "  evidence: declared: none (metadata only; not part of the score)"
     assert exit_code == 1
     verdict = "ai-generated" if results[0].probability_ai >= 0.5 else "real"  # no band: the label
     assert output[0] == f"{paths[0]}: {verdict} (P(AI-generated) = {results[0].probability_ai:.4f})"
@@ -69,7 +71,8 @@ def test_predict_cli_says_inconclusive_and_prints_warnings(tiny_run, tmp_path, c
     Image.new("L", (20, 20), 100).save(grey)
     assert cli.main(["--run", str(run), str(grey)]) == 0
     captured = capsys.readouterr()
-    lines = captured.out.splitlines()
+    lines = [line for line in captured.out.splitlines() if not line.startswith("  evidence: ")]
+    assert "  evidence: exif: no_camera_exif (info): " in captured.out
     probability = Predictor.load(run).predict_files([grey])[0].probability_ai
     assert lines[0] == f"{grey}: inconclusive (P(AI-generated) = {probability:.4f})"
     assert [line.split(":")[1].strip() for line in lines[1:]] == [
@@ -83,6 +86,7 @@ def test_predict_cli_says_inconclusive_and_prints_warnings(tiny_run, tmp_path, c
     assert cli.main(["--run", str(run), "--json", str(grey)]) == 0
     record = json.loads(capsys.readouterr().out)
     assert record["verdict"] == "inconclusive" and record["label"] in ("real", "ai-generated")
+    assert record["evidence"]["declared"] == "none" and record["evidence"]["findings"]
     assert record["band"] == {"lower": -1.0, "upper": 2.0}
     assert [w["code"] for w in record["warnings"]] == ["smaller_than_training", "grayscale", "demo_model"]
     assert all(w["message"] for w in record["warnings"])

@@ -5,7 +5,8 @@ rejects a whole request when one of its images is bad). Nothing here imports Str
 
 A row's ``verdict`` is the API's (``AI-generated``, ``Real`` or ``Inconclusive``, by the model's
 inconclusive band); ``label`` is the decision at the threshold in use, ``warnings`` what makes
-the verdict unreliable.
+the verdict unreliable, ``evidence`` what the image's metadata declares (Content Credentials, XMP,
+EXIF, generator settings), shown beside the verdict in plain words (:func:`evidence_lines`).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class ResultRow:
     error: str | None = None
     overlay_png: bytes | None = None  # Grad-CAM overlay, when asked for and the model can explain
     overlay_note: str | None = None  # why there is no overlay although one was asked for
+    evidence: dict[str, Any] | None = None  # {"declared", "findings": [{source, finding, strength, detail}]}
 
     @property
     def ok(self) -> bool:
@@ -114,7 +116,61 @@ def row_from_prediction(filename: str, prediction: dict[str, Any]) -> ResultRow:
         height=prediction.get("height"),
         format=prediction.get("format"),
         overlay_png=overlay_from_prediction(prediction),
+        evidence=prediction.get("evidence") if isinstance(prediction.get("evidence"), dict) else None,
     )
+
+
+DECLARED_TEXT = {
+    "ai-generated (signed, valid)": "Content Credentials signed by a trusted signer, unchanged since "
+    "signing, declare this image AI-generated. The signer vouches for it; it is not proof the signer "
+    "is honest.",
+    "ai-generated (signed, untrusted)": "Content Credentials declare this image AI-generated, but the "
+    "signer is not on the trust list: anyone can make such a signature.",
+    "ai-generated (signed, invalid)": "Content Credentials declare this image AI-generated, but the file "
+    "or its credentials changed after signing: the declaration cannot be relied on.",
+    "ai-generated (metadata, unsigned)": "Unsigned metadata declares this image AI-generated (or names "
+    "the generator). Anyone can write or remove it: a claim, not proof.",
+    "none": "No metadata declares this image AI-generated. That does not make it real: most images "
+    "carry no provenance metadata at all.",
+}
+STRENGTH_TEXT = {
+    "strong": "Strong: cryptographically signed by a trusted signer and unchanged; it shows who vouches "
+    "for the file's history, not that the history is true",
+    "weak": "Weak: anyone can write, copy or remove this; a claim, not proof",
+    "info": "Context only: says nothing either way about whether the image is AI-generated",
+}
+SOURCE_TEXT = {
+    "c2pa": "Content Credentials (C2PA)",
+    "xmp": "XMP/IPTC metadata",
+    "exif": "EXIF",
+    "text_chunks": "Generator settings",
+    "jpeg": "JPEG",
+}
+
+
+MARKDOWN_SPECIAL = frozenset("\\`*_{}[]()<>#+-.!|~$:")
+
+
+def markdown_escape(text: str) -> str:
+    """``text`` with every Markdown (and HTML) special character backslash-escaped, so that metadata
+    (a prompt, a tool name) cannot add links, images or formatting to the page."""
+    return "".join("\\" + char if char in MARKDOWN_SPECIAL else char for char in text)
+
+
+def evidence_lines(evidence: dict[str, Any] | None) -> list[str]:
+    """The page's "Evidence" section in plain words: what the metadata declares, then one line per
+    finding (its source, what it says, and what its strength means and does not mean)."""
+    if not isinstance(evidence, dict):
+        return ["No metadata evidence was returned for this image."]
+    declared = str(evidence.get("declared") or "none")
+    lines = [DECLARED_TEXT.get(declared, declared)]
+    for finding in evidence.get("findings") or []:
+        if not isinstance(finding, dict):
+            continue
+        source = SOURCE_TEXT.get(str(finding.get("source")), str(finding.get("source")))
+        strength = STRENGTH_TEXT.get(str(finding.get("strength")), str(finding.get("strength")))
+        lines.append(f"{source}: {finding.get('detail')}. ({strength}.)")
+    return lines
 
 
 def overlay_from_prediction(prediction: dict[str, Any]) -> bytes | None:

@@ -3,8 +3,11 @@
 Scores files through :class:`aiclassify.predict.Predictor`, the same inference path as the API.
 Each line gives the verdict (``ai-generated``, ``real``, or ``inconclusive`` inside the run's
 inconclusive band) and the calibrated probability, then one indented ``warning:`` line per warning
-that makes it unreliable. ``--json`` prints one object per file with ``verdict``, ``label`` (the
-decision at the threshold in use), ``band`` and ``warnings`` among its fields.
+that makes it unreliable, then one ``evidence:`` line per finding of the image's metadata (Content
+Credentials, XMP, EXIF, generator settings: :mod:`aiclassify.evidence`; reported beside the
+verdict, never part of it), the first saying what the metadata ``declared``. ``--json`` prints one
+object per file with ``verdict``, ``label`` (the decision at the threshold in use), ``band``,
+``warnings`` and ``evidence`` (``{declared, findings}``) among its fields.
 """
 
 from __future__ import annotations
@@ -37,7 +40,16 @@ def format_result(result) -> list[str]:
     line = f"{result.path}: {result.verdict} (P(AI-generated) = {result.probability_ai:.4f})"
     if result.operating_point is not None:
         line += f" [label at {result.operating_point}, threshold {result.threshold:.4f}: {result.label}]"
-    return [line, *(f"  warning: {w['code']}: {w['message']}" for w in result.warnings or [])]
+    lines = [line, *(f"  warning: {w['code']}: {w['message']}" for w in result.warnings or [])]
+    if result.evidence:
+        lines.append(
+            f"  evidence: declared: {result.evidence['declared']} (metadata only; not part of the score)"
+        )
+        lines += [
+            f"  evidence: {f['source']}: {f['finding']} ({f['strength']}): {f['detail']}"
+            for f in result.evidence["findings"]
+        ]
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,8 +4,8 @@ A :class:`Predictor` loads a run directory (or a bare SavedModel), scores encode
 through the exported ``serving_default`` signature (which decodes and resizes with
 :mod:`aiclassify.preprocessing`) or, for an image much larger than the model's input, through
 ``serve_pixels`` on a bounded grid of native-resolution crops (:mod:`aiclassify.predict.crops`),
-applies the run's calibration and decision thresholds and labels. The predict command, the API, evaluation and explanations all use it, so they cannot
-drift apart.
+applies the run's calibration and decision thresholds and labels. The predict command, the API,
+evaluation and explanations all use it, so they cannot drift apart.
 
 Thresholds come from the files of their one writer each: the default decision threshold from
 training's ``metadata.json``, the temperature, operating points and inconclusive band from
@@ -16,7 +16,9 @@ Each verdict carries two decisions: ``label``, the thresholded decision at the r
 or operating point (``probability_ai >= threshold``), and ``verdict``, ``ai-generated``, ``real`` or
 ``inconclusive`` by the run's inconclusive band (:mod:`aiclassify.predict.band`; a run without a
 band gets ``verdict == label``), with the warnings that make it unreliable
-(:mod:`aiclassify.predict.diagnostics`).
+(:mod:`aiclassify.predict.diagnostics`) and, beside them, the evidence of the image's metadata
+(:meth:`Predictor.evidence`, :mod:`aiclassify.evidence`: Content Credentials, XMP, EXIF, generator
+settings), which never changes ``probability_ai``: the model scores pixels only.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import numpy as np
 
 from aiclassify import LABEL_NAMES, runs
 from aiclassify.calibration import calibrate, check_temperature
+from aiclassify.evidence import Evidence, read_evidence
 from aiclassify.predict.band import Band, read_band
 from aiclassify.predict.diagnostics import DEMO_MODEL, ImageWarning, image_warnings
 
@@ -71,6 +74,7 @@ class Verdict:
     verdict: str  # ai-generated, real or inconclusive by the band; the label when there is no band
     band: Band | None = None
     warnings: tuple[ImageWarning, ...] = ()
+    evidence: Evidence | None = None  # what the metadata declares; never folded into probability_ai
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,7 @@ class FilePrediction:
     verdict: str | None = None  # ai-generated, real or inconclusive (the label when there is no band)
     band: dict[str, float] | None = None  # {"lower", "upper"}
     warnings: list[dict[str, str]] | None = None  # [{"code", "message"}]
+    evidence: dict[str, Any] | None = None  # {"declared", "findings": [{source, finding, strength, detail}]}
 
 
 def read_calibration(run_dir: Path, metadata: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
@@ -232,6 +237,13 @@ class Predictor:
         warnings = image_warnings(image, self.image_size)
         return (*warnings, DEMO_MODEL) if self.is_demo else tuple(warnings)
 
+    @staticmethod
+    def evidence(image: bytes) -> Evidence:
+        """What this encoded image's metadata declares (Content Credentials, XMP, EXIF, generator
+        settings), read offline and bounded; never raises, never uses the model, and never changes a
+        score: it is reported beside the verdict."""
+        return read_evidence(image)
+
     def probabilities(self, images: Sequence[bytes]) -> np.ndarray:
         """Raw P(AI-generated) for each encoded image, scored ``batch_size`` at a time."""
         images = list(images)
@@ -283,11 +295,13 @@ class Predictor:
         threshold: float,
         operating_point: str | None,
         warnings: Sequence[ImageWarning] = (),
+        evidence: Evidence | None = None,
     ) -> Verdict:
         """The verdict on one raw model output at ``threshold`` (from :meth:`threshold_for`).
 
         ``label`` applies ``threshold``; ``verdict`` applies the band (the label when there is none).
-        ``warnings``: from :meth:`image_warnings` of the same image.
+        ``warnings``: from :meth:`image_warnings` of the same image; ``evidence``: from
+        :meth:`evidence` of the same image, carried beside the verdict, never used in it.
         """
         probability = float(self.calibrate(float(raw_probability)))
         label = self.label(probability, threshold)
@@ -300,17 +314,18 @@ class Predictor:
             label if self.band is None else self.band.verdict(probability),
             self.band,
             tuple(warnings),
+            evidence,
         )
 
     def predict(
         self, images: Sequence[bytes], target_fpr: float | None = None, operating_point: str | None = None
     ) -> list[Verdict]:
-        """Verdicts (with their warnings) on encoded images at the default threshold or the named
-        operating point."""
+        """Verdicts (with their warnings and metadata evidence) on encoded images at the default
+        threshold or the named operating point."""
         images = list(images)
         threshold, point = self.threshold_for(target_fpr, operating_point)
         return [
-            self.verdict(p, threshold, point, self.image_warnings(image))
+            self.verdict(p, threshold, point, self.image_warnings(image), self.evidence(image))
             for p, image in zip(self.probabilities(images), images, strict=True)
         ]
 
@@ -333,7 +348,13 @@ class Predictor:
             if problems[path]:
                 results.append(FilePrediction(path, None, None, problems[path]))
                 continue
-            verdict = self.verdict(scores[path], threshold, point, self.image_warnings(contents[path]))
+            verdict = self.verdict(
+                scores[path],
+                threshold,
+                point,
+                self.image_warnings(contents[path]),
+                self.evidence(contents[path]),
+            )
             results.append(
                 FilePrediction(
                     path,
@@ -345,6 +366,7 @@ class Predictor:
                     verdict.verdict,
                     None if verdict.band is None else verdict.band.to_dict(),
                     [warning.to_dict() for warning in verdict.warnings],
+                    None if verdict.evidence is None else verdict.evidence.to_dict(),
                 )
             )
         return results

@@ -20,6 +20,7 @@ from typing import Any
 from PIL import Image
 
 from aiclassify import LABEL_NAMES
+from aiclassify.evidence import Evidence
 from aiclassify.predict import (
     ExplanationUnavailableError,
     ImageWarning,
@@ -123,9 +124,15 @@ class ServedModel:
         threshold: float,
         operating_point: str | None,
         warnings: tuple[ImageWarning, ...] = (),
+        evidence: Evidence | None = None,
     ) -> Verdict:
-        """The predictor's verdict on one raw model output (label, band verdict, warnings)."""
-        return self.predictor.verdict(raw_probability, threshold, operating_point, warnings)
+        """The predictor's verdict on one raw model output (label, band verdict, warnings), with the
+        image's metadata evidence carried beside it."""
+        return self.predictor.verdict(raw_probability, threshold, operating_point, warnings, evidence)
+
+    def evidence(self, image: bytes) -> Evidence:
+        """The predictor's metadata evidence for one uploaded image (offline, bounded, never raises)."""
+        return Predictor.evidence(image) if self.predictor is None else self.predictor.evidence(image)
 
     def image_warnings(self, image: bytes) -> tuple[ImageWarning, ...]:
         """The predictor's warnings for one uploaded image (Pillow only, never raises)."""

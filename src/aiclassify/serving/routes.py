@@ -149,14 +149,18 @@ def _model_summary(model: ServedModel) -> dict[str, Any]:
 def _prediction(
     index: int, upload: Upload, item: Scored, model: ServedModel, threshold: float, point: str | None
 ) -> dict[str, Any]:
-    """The verdict on one image, with the warnings computed from the bytes as uploaded."""
-    verdict = model.verdict(item.probability, threshold, point, model.image_warnings(upload.data))
+    """The verdict on one image, with the warnings and the metadata evidence computed from the bytes as
+    uploaded (the evidence is reported beside the verdict, never folded into probability_ai)."""
+    verdict = model.verdict(
+        item.probability, threshold, point, model.image_warnings(upload.data), model.evidence(upload.data)
+    )
     return {
         "index": index,
         "filename": upload.filename,
         "verdict": verdict.verdict,
         "band": None if verdict.band is None else verdict.band.to_dict(),
         "warnings": [warning.to_dict() for warning in verdict.warnings],
+        "evidence": None if verdict.evidence is None else verdict.evidence.to_dict(),
         "label": verdict.label,
         "probability_ai": verdict.probability_ai,
         "probability_ai_uncalibrated": verdict.probability_ai_uncalibrated,

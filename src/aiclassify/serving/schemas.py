@@ -27,6 +27,7 @@ from pydantic import (
 from werkzeug.datastructures import FileStorage
 
 from aiclassify import LABEL_NAMES
+from aiclassify.evidence import DECLARED, SOURCES, STRENGTHS
 from aiclassify.predict.band import VERDICTS
 from aiclassify.predict.diagnostics import WARNING_CODES
 
@@ -40,6 +41,9 @@ ModelState = Literal["LOADING", "AVAILABLE", "END"]  # TensorFlow Serving's stat
 Label = Literal[LABEL_NAMES]
 VerdictName = Literal[VERDICTS]
 WarningCode = Literal[WARNING_CODES]
+EvidenceSource = Literal[SOURCES]
+EvidenceStrength = Literal[STRENGTHS]
+Declared = Literal[DECLARED]
 
 
 def _fraction(value: Any) -> float:
@@ -258,6 +262,35 @@ class ImageWarningInfo(Closed):
     message: str = Field(description="what it means, for people")
 
 
+class EvidenceFinding(Closed):
+    """One thing the image's metadata says (docs/evidence.md lists every finding)."""
+
+    source: EvidenceSource = Field(description="where it was read: c2pa, xmp, exif, text_chunks or jpeg")
+    finding: str = Field(
+        description="a short code: c2pa_manifest, c2pa_absent, c2pa_remote, c2pa_not_checked, "
+        "digital_source_type, generator_parameters, generator_software, camera_exif, no_camera_exif, "
+        "jpeg_quality, unreadable... (docs/evidence.md)"
+    )
+    strength: EvidenceStrength = Field(
+        description="how hard it is to fake: strong (a valid, trusted C2PA signature), weak (anything "
+        "anyone can write or strip), info (context that says nothing either way)"
+    )
+    detail: str = Field(
+        description="what it says and what it does not mean, for people; values truncated and escaped"
+    )
+
+
+class Evidence(Closed):
+    """What the image's metadata declares, beside the model's verdict and never merged into it."""
+
+    declared: Declared = Field(
+        description="ai-generated (signed, valid|untrusted|invalid) when a C2PA manifest declares a "
+        "generative-AI digital source type; ai-generated (metadata, unsigned) when only unsigned "
+        "metadata does; none otherwise, which does not mean the image is real"
+    )
+    findings: list[EvidenceFinding]
+
+
 class ImagePrediction(Closed):
     """The verdict on one image."""
 
@@ -273,6 +306,10 @@ class ImagePrediction(Closed):
     warnings: list[ImageWarningInfo] = Field(
         description="what makes this verdict unreliable (image size, JPEG quality, greyscale, "
         "transparency, a demo model); empty when nothing is known to"
+    )
+    evidence: Evidence | None = Field(
+        description="Content Credentials, XMP, EXIF and generator metadata, read offline; reported "
+        "beside the verdict: it never changes probability_ai"
     )
     label: Label = Field(
         description="the thresholded decision: ai-generated when probability_ai >= threshold"
