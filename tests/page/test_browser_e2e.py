@@ -152,3 +152,57 @@ def test_upload_two_images_in_chromium(streamlit_url, tmp_path):
     (tmp_path / "screenshot-small.png").write_bytes(small_png(shot))
     if os.environ.get("AICLASSIFY_UPDATE_SCREENSHOT") == "1" or not SCREENSHOT.exists():
         shutil.copy(tmp_path / "screenshot-small.png", SCREENSHOT)
+
+
+def test_evidence_of_four_files_in_chromium(streamlit_url, tmp_path, monkeypatch):
+    """A signed AI image, the same tampered, an A1111 PNG and a plain photo: four evidence lists."""
+    pytest.importorskip("c2pa", reason="browser evidence test skipped: c2pa-python is not installed")
+    from evidence_files import A1111_PARAMETERS, c2pa_signed, camera_jpeg, make_credentials, png_with_text
+
+    from aiclassify.evidence.c2pa import TRUST_ANCHORS_ENV
+    from aiclassify.page.results import DECLARED_TEXT
+
+    credentials = make_credentials()
+    anchors = tmp_path / "anchors.pem"
+    anchors.write_bytes(credentials.ca_pem)
+    monkeypatch.setenv(TRUST_ANCHORS_ENV, str(anchors))  # the API runs in this process
+    signed = c2pa_signed(credentials, "JPEG")
+    tampered = bytearray(signed)
+    tampered[signed.rindex(b"\xff\xda") + 40] ^= 0x55
+    files = {
+        "signed.jpg": signed,
+        "tampered.jpg": bytes(tampered),
+        "a1111.png": png_with_text(parameters=A1111_PARAMETERS),
+        "photo.jpg": camera_jpeg(),
+    }
+    expected = {
+        "signed.jpg": "ai-generated (signed, valid)",
+        "tampered.jpg": "ai-generated (signed, invalid)",
+        "a1111.png": "ai-generated (metadata, unsigned)",
+        "photo.jpg": "none",
+    }
+    paths = []
+    for name, data in files.items():
+        paths.append(tmp_path / name)
+        paths[-1].write_bytes(data)
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 1350})
+            page.set_default_timeout(RESULT_TIMEOUT_S * 1000)
+            page.goto(streamlit_url, wait_until="domcontentloaded")
+            page.get_by_text("Operating point").first.wait_for()
+            page.locator("input[type=file]").set_input_files([str(path) for path in paths])
+            page.get_by_role("button", name="Download CSV").wait_for()
+            sections = page.locator("[data-testid=stExpander]").filter(has_text="Evidence")
+            deadline = time.monotonic() + RESULT_TIMEOUT_S
+            while sections.count() < len(files) and time.monotonic() < deadline:
+                page.wait_for_timeout(200)
+            texts = [" ".join(text.split()) for text in sections.all_inner_texts()]
+        finally:
+            browser.close()
+    assert len(texts) == len(files), texts
+    for name, text in zip(files, texts, strict=True):
+        assert " ".join(DECLARED_TEXT[expected[name]].split()) in text, (name, text)
+    assert "AUTOMATIC1111" in texts[2] or "astronaut" in texts[2], texts[2]
+    assert "Make" in texts[3] or "camera" in texts[3].lower(), texts[3]
