@@ -121,3 +121,57 @@ def test_page_evidence_section_in_plain_words():
     assert "does not make it real" in results.evidence_lines({"declared": "none", "findings": []})[0]
     assert results.evidence_lines(None) == ["No metadata evidence was returned for this image."]
     assert results.markdown_escape("![x](http://e)") == "\\!\\[x\\]\\(http\\://e\\)"
+
+
+@pytest.fixture
+def four_files(tmp_path, monkeypatch) -> dict[str, tuple[bytes, str]]:
+    """A signed AI image (trusted CA), the same tampered, an A1111 PNG and a camera photo, with the
+    ``declared`` each must give."""
+    pytest.importorskip("c2pa")
+    from evidence_files import c2pa_signed, make_credentials, tamper_pixels
+
+    from aiclassify.evidence.c2pa import TRUST_ANCHORS_ENV
+
+    credentials = make_credentials()
+    anchors = tmp_path / "anchors.pem"
+    anchors.write_bytes(credentials.ca_pem)
+    monkeypatch.setenv(TRUST_ANCHORS_ENV, str(anchors))
+    signed = c2pa_signed(credentials, "JPEG")
+    return {
+        "signed.jpg": (signed, "ai-generated (signed, valid)"),
+        "tampered.jpg": (tamper_pixels(signed, "JPEG"), "ai-generated (signed, invalid)"),
+        "a1111.png": (png_with_text(parameters=A1111_PARAMETERS), "ai-generated (metadata, unsigned)"),
+        "photo.jpg": (camera_jpeg(), "none"),
+    }
+
+
+def test_four_files_give_four_evidence_lists_through_the_api(client, four_files):
+    response = client.post(
+        "/predict",
+        data={"file": [(io.BytesIO(data), name) for name, (data, _) in four_files.items()]},
+        content_type="multipart/form-data",
+    )
+    body = assert_matches_openapi(response, "/predict")
+    declared = [prediction["evidence"]["declared"] for prediction in body["predictions"]]
+    assert declared == [expected for _, expected in four_files.values()]
+    findings = [
+        frozenset((f["finding"], f["strength"], f["detail"]) for f in p["evidence"]["findings"])
+        for p in body["predictions"]
+    ]
+    assert len(set(findings)) == 4, findings
+    signed, tampered = (
+        next(f for f in p["evidence"]["findings"] if f["finding"] == "c2pa_manifest")
+        for p in body["predictions"][:2]
+    )
+    assert signed["strength"] == "strong" and tampered["strength"] != "strong"
+
+
+def test_four_files_give_four_evidence_lists_through_the_cli(four_files, tmp_path, capsys):
+    paths = []
+    for name, (data, _) in four_files.items():
+        paths.append(tmp_path / name)
+        paths[-1].write_bytes(data)
+    results = Predictor(pixel_score, {"threshold": 0.5}).predict_files(paths)
+    assert [r.evidence["declared"] for r in results] == [expected for _, expected in four_files.values()]
+    for result, (_, expected) in zip(results, four_files.values(), strict=True):
+        assert f"  evidence: declared: {expected}" in "\n".join(format_result(result))
