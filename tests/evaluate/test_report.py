@@ -44,6 +44,7 @@ def evaluated(run_copy, demo_data) -> tuple[Path, dict, dict]:
 def test_writes_report_and_every_figure(evaluated):
     run_dir, report, _ = evaluated
     markdown = (run_dir / "report.md").read_text()
+    assert "Scores come from the pixels only" in markdown
     for heading in (
         "Test metrics",
         "Calibration",

@@ -66,7 +66,9 @@ def _intro(report: dict[str, Any]) -> str:
         f"Model `{report['model']}` ({fmt(report['parameters'])} parameters, {size}x{size} input), "
         f"evaluated {report['evaluated']} on {report['data']['test_examples']} test images from "
         f"`{report['data']['root']}`. Decision threshold: {fmt(report['threshold'])} on "
-        "P(AI-generated); positive class: AI-generated."
+        "P(AI-generated); positive class: AI-generated. Scores come from the pixels only: "
+        "embedded metadata (Content Credentials, XMP, EXIF, generator text chunks) never reaches "
+        "the model and is not part of this evaluation."
     )
 
 
