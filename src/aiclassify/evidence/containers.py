@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 MAX_SEGMENTS = 4096  # JPEG segments, PNG chunks or WebP chunks visited per file
@@ -21,6 +22,12 @@ XMP_JPEG_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
 EXIF_HEADER = b"Exif\x00\x00"
 PNG_TEXT = (b"tEXt", b"zTXt", b"iTXt")
 PNG_XMP_KEYWORD = "XML:com.adobe.xmp"
+# Chunk header layout per format: struct format, whether the 4-byte kind comes first, and the bytes
+# after a chunk's body (PNG: a 4-byte CRC; RIFF: a pad byte after an odd-sized body).
+CHUNK_LAYOUTS: dict[str, tuple[str, bool, Callable[[int], int]]] = {
+    "PNG": (">I4s", False, lambda length: 4),
+    "WebP": ("<4sI", True, lambda length: length & 1),
+}
 
 
 @dataclass
@@ -104,26 +111,39 @@ def _walk_jpeg(data: bytes, container: Container) -> None:
         position += 2 + length
 
 
-def _walk_png(data: bytes, container: Container) -> None:
-    position, count = len(PNG_SIGNATURE), 0
+def _chunks(
+    data: bytes, container: Container, position: int, file_format: str
+) -> Iterator[tuple[bytes, bytes]]:
+    """``(kind, body)`` of each chunk of a PNG or WebP (RIFF) file, at most ``MAX_SEGMENTS`` of them;
+    a truncated chunk ends the walk with a note."""
+    header, kind_first, trailer = CHUNK_LAYOUTS[file_format]
+    count = 0
     while position + 8 <= len(data):
         count += 1
         if count > MAX_SEGMENTS:
-            container.notes.append(("text_chunks", f"more than {MAX_SEGMENTS} PNG chunks; the rest skipped"))
+            container.notes.append(
+                ("text_chunks", f"more than {MAX_SEGMENTS} {file_format} chunks; the rest skipped")
+            )
             return
-        length, kind = struct.unpack(">I4s", data[position : position + 8])
+        first, second = struct.unpack(header, data[position : position + 8])
+        kind, length = (first, second) if kind_first else (second, first)
         body = data[position + 8 : position + 8 + length]
         if len(body) < length:
-            container.notes.append(("text_chunks", f"PNG chunk {_name(kind)} truncated"))
+            container.notes.append(("text_chunks", f"{file_format} chunk {_name(kind)} truncated"))
             return
-        position += 12 + length
+        position += 8 + length + trailer(length)
+        yield kind, body
+
+
+def _walk_png(data: bytes, container: Container) -> None:
+    for kind, body in _chunks(data, container, len(PNG_SIGNATURE), "PNG"):
         if kind == b"IEND":
             return
         if kind == b"eXIf":
-            if not _too_big(container, "exif", "EXIF block", length):
+            if not _too_big(container, "exif", "EXIF block", len(body)):
                 container.exif.append(body)
         elif kind in PNG_TEXT:
-            if _too_big(container, "text_chunks", f"PNG {_name(kind)} chunk", length):
+            if _too_big(container, "text_chunks", f"PNG {_name(kind)} chunk", len(body)):
                 continue
             parsed = _png_text(kind, body, container)
             if parsed is None:
@@ -175,18 +195,8 @@ def _inflated(name: str, raw: bytes, container: Container) -> tuple[str, bytes] 
 
 
 def _walk_webp(data: bytes, container: Container) -> None:
-    position, count = 12, 0
-    while position + 8 <= len(data):
-        count += 1
-        if count > MAX_SEGMENTS:
-            container.notes.append(("text_chunks", f"more than {MAX_SEGMENTS} WebP chunks; the rest skipped"))
-            return
-        kind, length = struct.unpack("<4sI", data[position : position + 8])
-        body = data[position + 8 : position + 8 + length]
-        if len(body) < length:
-            container.notes.append(("text_chunks", f"WebP chunk {_name(kind)} truncated"))
-            return
-        position += 8 + length + (length & 1)
+    for kind, body in _chunks(data, container, 12, "WebP"):
+        length = len(body)
         if kind == b"EXIF" and not _too_big(container, "exif", "EXIF block", length):
             container.exif.append(body)
         elif kind == b"XMP " and not _too_big(container, "xmp", "XMP packet", length):
