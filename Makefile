@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 RUN_DIR ?= runs/demo
 SAMPLES_DIR ?= $(RUN_DIR)-samples
 
-.PHONY: install demo test lint clean serve app bench bench-224
+.PHONY: install demo test lint clean serve app bench bench-224 fuzz
 
 install: $(VENV)/.installed
 
@@ -27,6 +27,11 @@ demo: install
 
 test: install
 	$(PY) -m pytest
+
+# The API fuzzed: schemathesis on every operation of its OpenAPI document (all checks, many more examples
+# than in `make test`) and the project's own fuzz tests, in-process on fake models (docs/api.md).
+fuzz: install
+	AICLASSIFY_FUZZ_PROFILE=long $(PY) -m pytest tests/serving/test_schemathesis.py tests/serving/test_fuzz.py
 
 lint: install
 	$(VENV)/bin/ruff check src tests app scripts
@@ -53,8 +58,10 @@ PORT ?= 8000
 # alternatives on the 2-core development machine (docs/performance.md).
 WORKERS ?= 1
 THREADS ?= 32
-GUNICORN_API = $(VENV)/bin/gunicorn --bind $(HOST):$(PORT) --workers $(WORKERS) --threads $(THREADS) \
-	--timeout 120 'aiclassify.serving.app:create_app()'
+# The other gunicorn settings (timeouts, keep-alive, connection and header limits) are in the config
+# module src/aiclassify/serving/gunicorn_config.py.
+GUNICORN_API = $(VENV)/bin/gunicorn -c python:aiclassify.serving.gunicorn_config --bind $(HOST):$(PORT) \
+	--workers $(WORKERS) --threads $(THREADS) 'aiclassify.serving.app:create_app()'
 
 serve: install
 	AICLASSIFY_MODELS="$(AICLASSIFY_MODELS)" $(GUNICORN_API)

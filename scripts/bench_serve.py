@@ -3,6 +3,8 @@
     python scripts/bench_serve.py --run runs/demo [--requests 2000] [--levels 1,8,32] [--out FILE.json]
     python scripts/bench_serve.py --run runs/bench-faces224 --requests 300 --baseline-requests 100 \
         --warmup 8 --image-dir DIR      # a slow, compute-bound model (cnn5 at 224x224): fewer requests
+    python scripts/bench_serve.py --run runs/demo --fault-rate 0.1 --requests 10000 --levels 32
+                                        # fault tolerance: 10% faulty requests, valid ones lost?
 
 In one run, on 127.0.0.1 only: starts the API (``aiclassify.serving.app:create_app()``) and the
 baseline (``aiclassify.benchmarks.baseline_app``: upload saved to disk, ``keras.utils.load_img``, one
@@ -16,6 +18,13 @@ baseline, in a bounded loop over keep-alive ``http.client`` connections, one per
 and reports p50/p95/p99 latency, throughput, errors, the CPU used by client and server, the
 ratios, and whether the serving goals are met. Both servers are stopped at the end, also on
 errors and Ctrl-C.
+
+With ``--fault-rate R`` it measures fault tolerance instead, on the API alone: per level,
+``--requests`` requests of which a share R (a draw seeded by ``--fault-seed``) are faulty (truncated
+JPEGs, non-images, malformed JSON, bodies over ``AICLASSIFY_MAX_UPLOAD_MB``, unknown models, clients
+that disconnect mid-upload; see ``aiclassify.benchmarks.faults``), and reports the valid requests
+sent, answered 200 and lost, the answers to each fault, and the server errors (5xx seen by clients,
+counted on ``/metrics``, and error lines in the server log).
 """
 
 from __future__ import annotations
@@ -24,8 +33,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from aiclassify.benchmarks.report import print_report, write_results
-from aiclassify.benchmarks.runner import DEFAULT_THREADS, BenchmarkOptions, missing_run_files, run_benchmark
+from aiclassify.benchmarks.report import print_fault_report, print_report, write_results
+from aiclassify.benchmarks.runner import (
+    DEFAULT_THREADS,
+    BenchmarkOptions,
+    missing_run_files,
+    run_benchmark,
+    run_fault_benchmark,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -61,10 +76,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="at most this long per forward measurement loop (slow models)",
     )
     parser.add_argument("--no-baseline", action="store_true", help="skip the baseline app")
+    parser.add_argument(
+        "--fault-rate",
+        type=float,
+        default=0.0,
+        help="share of faulty requests (e.g. 0.1): run the fault-tolerance load on the API instead",
+    )
+    parser.add_argument("--fault-seed", type=int, default=0, help="seed of which requests are faulty")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
     args.levels = [int(level) for level in args.levels.split(",") if level.strip()]
     args.baseline_requests = args.baseline_requests or max(50, args.requests // 10)
+    if not 0.0 <= args.fault_rate <= 1.0:
+        parser.error("--fault-rate must be between 0 and 1")
     return args
 
 
@@ -95,13 +119,15 @@ def main(argv: list[str] | None = None) -> int:
         forward_seconds=args.forward_seconds,
         baseline=not args.no_baseline,
         workdir=REPO,
+        fault_rate=args.fault_rate,
+        fault_seed=args.fault_seed,
     )
     try:
-        results = run_benchmark(options)
+        results = run_fault_benchmark(options) if args.fault_rate > 0 else run_benchmark(options)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    print_report(results)
+    (print_fault_report if args.fault_rate > 0 else print_report)(results)
     if args.out:
         write_results(results, args.out)
     return 0

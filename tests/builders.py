@@ -86,6 +86,27 @@ def truncated(data: bytes, fraction: float = 0.5) -> bytes:
     return data[: int(len(data) * fraction)]
 
 
+def multipart_body(parts: list[tuple[str, bytes]], boundary: str = "test-boundary-3f9a") -> tuple[bytes, str]:
+    """A ``multipart/form-data`` body of ``(field, data)`` parts (a field named ``file`` or ``files`` is
+    sent as a PNG file, any other as a text field) and its Content-Type."""
+    sections = []
+    for name, data in parts:
+        if name in ("file", "files"):
+            disposition = f'form-data; name="{name}"; filename="{name}.png"\r\nContent-Type: image/png'
+        else:
+            disposition = f'form-data; name="{name}"'
+        sections.append(
+            f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + data + b"\r\n"
+        )
+    return b"".join(sections) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def chunked(data: bytes, chunk_size: int = 64 * 1024) -> bytes:
+    """``data`` in HTTP/1.1 chunked transfer coding, ``chunk_size`` bytes a chunk, with the last chunk."""
+    chunks = [data[start : start + chunk_size] for start in range(0, len(data), chunk_size)]
+    return b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for chunk in chunks) + b"0\r\n\r\n"
+
+
 def exif_rotated_jpeg(orientation: int = 6, size: tuple[int, int] = (40, 20)) -> bytes:
     """A JPEG whose EXIF says to rotate it."""
     exif = Image.Exif()
@@ -135,6 +156,16 @@ def jpeg_with_size(width: int, height: int) -> bytes:
     sof = data.index(b"\xff\xc0")
     data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
     return bytes(data)
+
+
+def many_scan_jpeg(width: int, height: int, extra_scans: int) -> bytes:
+    """A flat grey progressive JPEG (Pillow writes 10 scans) with its last scan repeated
+    ``extra_scans`` more times: a few bytes a scan, yet each scan is a pass over the whole image, so
+    decoders take seconds (libjpeg warns of the odd progression and decodes on)."""
+    data = encode(Image.new("RGB", (width, height), (120, 130, 140)), "JPEG", progressive=True, quality=90)
+    last_scan = data.rindex(b"\xff\xda")  # flat: no 0xFF in the entropy-coded data
+    assert data.endswith(b"\xff\xd9")
+    return data[:-2] + data[last_scan:-2] * extra_scans + data[-2:]
 
 
 def two_images() -> list[tuple[str, bytes]]:

@@ -143,6 +143,23 @@ def encoded_images() -> list[bytes]:
     return [noise_image(fmt, size=(48, 40), seed=i) for i, fmt in enumerate(formats)]
 
 
+@pytest.fixture(scope="module")
+def fake_app():
+    """The API in-process on two fake predictors (builders.FakePredictor: no model, instant): ``faces``
+    (uncalibrated) and ``general`` (calibrated, with :data:`OPERATING_POINTS`); 1 MB upload limit."""
+    from builders import FakePredictor
+
+    from aiclassify.serving.app import create_app
+
+    calibration = {**CALIBRATION, "operating_points": OPERATING_POINTS}
+    app = create_app(
+        {"background_loading": False, "max_batch_wait_ms": 0, "max_upload_mb": 1},
+        predictors={"faces": FakePredictor(), "general": FakePredictor(calibration=calibration)},
+    )
+    yield app
+    app.extensions["aiclassify"].registry.close()
+
+
 @pytest.fixture(scope="session")
 def shared_data(tmp_path_factory) -> Path:
     """The ../shared/data archives extracted once per session (skips when absent)."""

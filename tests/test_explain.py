@@ -9,7 +9,14 @@ import pytest
 from builders import encode, noise_image
 from PIL import Image
 
-from aiclassify.explain import grad_cam, grad_cam_and_probability, last_conv_layer, main, overlay_png
+from aiclassify.explain import (
+    capped_size,
+    grad_cam,
+    grad_cam_and_probability,
+    last_conv_layer,
+    main,
+    overlay_png,
+)
 from aiclassify.models import build_model, model_names
 
 
@@ -51,6 +58,27 @@ def test_overlay_is_a_png_of_the_image_size():
         overlay_png(noise_image(size=(48, 40)), heatmap.T)
 
 
+def test_capped_size_keeps_the_aspect_and_never_enlarges():
+    assert capped_size(6000, 4000, 1024) == (1024, 683)
+    assert capped_size(30, 64, 32) == (15, 32)
+    assert capped_size(5000, 3, 1000) == (1000, 1)  # never a side of 0
+    assert capped_size(48, 40, 1024) == (48, 40) == capped_size(48, 40, None)
+
+
+def test_heatmap_and_overlay_at_a_capped_size():
+    model = build_model("cnn_small2", 32)
+    image = noise_image("JPEG", size=(300, 200))
+    heatmap = grad_cam(model, image, 32, max_side=64)
+    assert heatmap.shape == (43, 64) and heatmap.dtype == np.float32
+    assert heatmap.min() >= 0.0 and heatmap.max() <= 1.0
+    overlay = Image.open(io.BytesIO(overlay_png(image, heatmap)))  # the JPEG decoded at 1/4 scale
+    assert overlay.format == "PNG" and overlay.size == (64, 43)
+    png = noise_image("PNG", size=(300, 200))
+    assert Image.open(io.BytesIO(overlay_png(png, heatmap))).size == (64, 43)
+    with pytest.raises(ValueError, match="does not match"):
+        overlay_png(noise_image(size=(200, 200)), heatmap)  # not the same aspect
+
+
 def test_cli_writes_an_overlay(tiny_run, tmp_path, capsys):
     image = tmp_path / "odd.png"
     image.write_bytes(noise_image(size=(48, 40)))
@@ -61,6 +89,8 @@ def test_cli_writes_an_overlay(tiny_run, tmp_path, capsys):
     assert "P(AI-generated) = " in printed and str(out) in printed
     assert main(["--run", str(tiny_run), str(image)]) == 0
     assert (tmp_path / "odd.gradcam.png").is_file()
+    assert main(["--run", str(tiny_run), str(image), "--out", str(out), "--max-side", "24"]) == 0
+    assert Image.open(out).size == (24, 20)
     assert main(["--run", str(tmp_path), str(image)]) == 2
 
 

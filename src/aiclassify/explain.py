@@ -4,7 +4,11 @@
 P(AI-generated) and writes the heatmap blended over the image. The image goes through
 :func:`aiclassify.preprocessing.decode_and_resize`, exactly as in training and serving; the
 heatmap is computed at the last convolutional layer (or ``--layer``) from the gradient of the
-AI logit, and upsampled back to the original image's height x width.
+AI logit, and upsampled back to the original image's height x width, or to a copy scaled down so
+that neither side exceeds ``max_side`` (``--max-side``; the API's ``AICLASSIFY_MAX_EXPLANATION_SIDE``).
+
+Memory stays bounded by the decoded image: the heatmap is upsampled and coloured only at the
+overlay's size, in 8-bit colour, and a JPEG is decoded for the overlay at a reduced DCT scale.
 """
 
 from __future__ import annotations
@@ -44,17 +48,36 @@ def _logit_model(model: Any, layer_name: str) -> Any:
     return keras.Model(model.inputs, [features, model.output]), None
 
 
+def capped_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+    """``(width, height)`` scaled down, aspect kept, so neither side exceeds ``max_side`` (None: as is)."""
+    if max_side is None or max(width, height) <= max_side:
+        return width, height
+    scale = max_side / max(width, height)
+    return max(1, min(max_side, round(width * scale))), max(1, min(max_side, round(height * scale)))
+
+
 def grad_cam_and_probability(
-    model: Any, image_bytes: bytes, image_size: int, layer_name: str | None = None
+    model: Any,
+    image_bytes: bytes,
+    image_size: int,
+    layer_name: str | None = None,
+    max_side: int | None = None,
 ) -> tuple[np.ndarray, float, str]:
-    """Grad-CAM heatmap (original height x width, values in [0, 1]), P(AI) and the layer used."""
+    """Grad-CAM heatmap (float32 in [0, 1]), P(AI) and the layer used.
+
+    The heatmap has the image's height x width, scaled down (aspect kept, :func:`capped_size`) so
+    that neither side exceeds ``max_side`` when given: nothing is computed at full resolution but
+    the decoded 8-bit image the model's own preprocessing needs.
+    """
     import tensorflow as tf
 
-    from aiclassify.preprocessing import decode_and_resize
+    from aiclassify.preprocessing import decode_rgb, resize_square
 
     layer_name = layer_name or last_conv_layer(model)
-    height, width = tf.io.decode_image(image_bytes, channels=3, expand_animations=False).shape[:2]
-    pixels = tf.cast(decode_and_resize(tf.constant(image_bytes), image_size), tf.float32)[None]
+    decoded = decode_rgb(tf.constant(image_bytes))  # decode_and_resize, keeping the size
+    height, width = int(decoded.shape[0]), int(decoded.shape[1])
+    pixels = tf.cast(resize_square(decoded, image_size), tf.float32)[None]
+    del decoded
     grad_model, head = _logit_model(model, layer_name)
     with tf.GradientTape() as tape:
         features, last = grad_model(pixels, training=False)
@@ -70,34 +93,55 @@ def grad_cam_and_probability(
     features, gradients = tf.cast(features, tf.float32), tf.cast(gradients, tf.float32)
     weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
     cam = tf.nn.relu(tf.reduce_sum(weights * features, axis=-1))[0]
-    cam = tf.image.resize(cam[..., None], (height, width), method="bilinear")[..., 0].numpy()
-    cam = np.clip(cam, 0.0, None)
+    out_width, out_height = capped_size(width, height, max_side)
+    cam = tf.image.resize(cam[..., None], (out_height, out_width), method="bilinear")[..., 0].numpy()
+    np.clip(cam, 0.0, None, out=cam)
     peak = float(cam.max())
-    cam = cam / peak if peak > 0 else np.zeros_like(cam)
+    if peak > 0:
+        cam /= peak
+    else:
+        cam[:] = 0.0
     probability = float(tf.sigmoid(logit)[0, 0])
-    return cam.astype(np.float32), probability, layer_name
+    return cam.astype(np.float32, copy=False), probability, layer_name
 
 
-def grad_cam(model: Any, image_bytes: bytes, image_size: int, layer_name: str | None = None) -> np.ndarray:
-    """The Grad-CAM heatmap of P(AI-generated) at the original image's height x width, in [0, 1]."""
-    return grad_cam_and_probability(model, image_bytes, image_size, layer_name)[0]
+def grad_cam(
+    model: Any,
+    image_bytes: bytes,
+    image_size: int,
+    layer_name: str | None = None,
+    max_side: int | None = None,
+) -> np.ndarray:
+    """The Grad-CAM heatmap of P(AI-generated) at the image's height x width (capped by ``max_side``)."""
+    return grad_cam_and_probability(model, image_bytes, image_size, layer_name, max_side)[0]
 
 
 def overlay_png(image_bytes: bytes, heatmap: np.ndarray, alpha: float = 0.4) -> bytes:
-    """The image with ``heatmap`` (same height x width) blended over it in the "jet" colormap, as PNG."""
+    """The image with ``heatmap`` blended over it in the "jet" colormap, as PNG at the heatmap's size.
+
+    ``heatmap`` has the image's height x width or a copy scaled down by :func:`capped_size`; the
+    image is then drawn scaled down to it (a JPEG decoded at a reduced scale first), in 8-bit colour.
+    """
     from matplotlib import colormaps
     from PIL import Image
 
-    base = Image.open(io.BytesIO(image_bytes))
-    base.seek(0)
-    base = base.convert("RGB")
-    if base.size != (heatmap.shape[1], heatmap.shape[0]):
-        raise ValueError(
-            f"heatmap {heatmap.shape[1]}x{heatmap.shape[0]} does not match "
-            f"the image's {base.size[0]}x{base.size[1]}"
-        )
-    colours = colormaps["jet"](np.clip(heatmap, 0.0, 1.0))[..., :3]
-    heat = Image.fromarray(np.round(colours * 255).astype(np.uint8), "RGB")
+    height, width = heatmap.shape
+    with Image.open(io.BytesIO(image_bytes)) as opened:
+        opened.seek(0)
+        if (width, height) != capped_size(*opened.size, max(width, height)):
+            raise ValueError(
+                f"heatmap {width}x{height} does not match "
+                f"the image's {opened.size[0]}x{opened.size[1]} (nor a copy of it scaled down)"
+            )
+        opened.draft("RGB", (width, height))  # JPEG: decode at 1/2, 1/4 or 1/8 scale when enough
+        base = opened.convert("RGB")
+    if base.size != (width, height):
+        base = base.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    levels = np.clip(heatmap, 0.0, 1.0)  # one float copy at the overlay's size, then 8-bit
+    levels *= 255
+    levels = np.rint(levels, out=levels).astype(np.uint8)
+    jet = colormaps["jet"].resampled(256)(np.arange(256), bytes=True)[:, :3]
+    heat = Image.fromarray(jet[levels], "RGB")
     buffer = io.BytesIO()
     Image.blend(base, heat, alpha).save(buffer, format="PNG")
     return buffer.getvalue()
@@ -110,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="overlay PNG to write (default <image>.gradcam.png)")
     parser.add_argument("--layer", help="convolutional layer to explain (default: the last Conv2D)")
     parser.add_argument("--alpha", type=float, default=0.4, help="heatmap opacity (default 0.4)")
+    parser.add_argument(
+        "--max-side", type=int, help="draw the overlay scaled down to this many pixels a side at most"
+    )
     parser.add_argument("image", type=Path)
     args = parser.parse_args(argv)
     from aiclassify.logs import setup_logging
@@ -121,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         predictor = Predictor.load(args.run)
         heatmap, raw_probability, layer = grad_cam_and_probability(
-            predictor.keras_model(), data, predictor.image_size, args.layer
+            predictor.keras_model(), data, predictor.image_size, args.layer, args.max_side
         )
     except (RunDirectoryError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

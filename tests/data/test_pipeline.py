@@ -180,16 +180,27 @@ def test_train_crop_crops_large_training_images_at_native_resolution(tmp_path):
     )
 
 
-def test_train_crop_resizes_small_images_and_leaves_evaluation_alone(tmp_path):
+def test_train_crop_resizes_small_training_images(tmp_path):
     samples = write_images(tmp_path, [(48, 20), (20, 20), (32, 32)])
     expected = [decode_and_resize(tf.io.read_file(s.path), 32).numpy() for s in samples]
     cropped = make_dataset(samples, 32, 3, True, seed=0, cache="none", shuffle_buffer=1, train_crop=True)
     np.testing.assert_array_equal(next(iter(cropped))[0].numpy(), np.stack(expected))  # resized up as before
-    (tmp_path / "large").mkdir()
-    large = write_images(tmp_path / "large", [(64, 64)] * 2)
-    evaluation = make_dataset(large, 32, 2, False, seed=0, cache="none", train_crop=True)
-    resized = [decode_and_resize(tf.io.read_file(s.path), 32).numpy() for s in large]
-    np.testing.assert_array_equal(next(iter(evaluation))[0].numpy(), np.stack(resized))
+
+
+def test_train_crop_validates_large_images_on_their_native_centre_crop(tmp_path):
+    # 70x64 and 64x80 reach the crop threshold of inference (2 x 32): native centre crops;
+    # 48x48 does not: resized whole, as the exported signature does.
+    samples = write_images(tmp_path, [(70, 64), (64, 80), (48, 48)])
+    originals = [np.asarray(Image.open(s.path)) for s in samples]
+    evaluation = next(iter(make_dataset(samples, 32, 3, False, seed=0, cache="none", train_crop=True)))[0]
+    np.testing.assert_array_equal(evaluation[0].numpy(), originals[0][16:48, 19:51])
+    np.testing.assert_array_equal(evaluation[1].numpy(), originals[1][24:56, 16:48])
+    np.testing.assert_array_equal(
+        evaluation[2].numpy(), decode_and_resize(tf.io.read_file(samples[2].path), 32)
+    )
+    plain = next(iter(make_dataset(samples, 32, 3, False, seed=0, cache="none")))[0]
+    resized = [decode_and_resize(tf.io.read_file(s.path), 32).numpy() for s in samples]
+    np.testing.assert_array_equal(plain.numpy(), np.stack(resized))  # without train_crop: resized
 
 
 def test_train_crop_caches_native_images_on_disk(tmp_path):

@@ -135,18 +135,18 @@ def test_a_mixed_batch_keeps_its_order(predictor):
 def test_many_large_images_are_split_into_calls_without_splitting_an_image(monkeypatch, predictor):
     monkeypatch.setattr(crops_module, "CROPS_PER_CALL", 20)
     calls = []
-    inner = crops_module.crop_scorer
+    inner = crops_module.CropScorer
 
-    def recording(score_bytes, score_pixels, image_size):
+    def recording(score_pixels, image_size):
         def counted(pixels):
             calls.append(len(pixels))
             return score_pixels(pixels)
 
-        return inner(score_bytes, counted, image_size)
+        return inner(counted, image_size)
 
     images = [png(256, 256, seed) for seed in range(5)]
     expected = predictor.probabilities(images)
-    monkeypatch.setattr(crops_module, "crop_scorer", recording)
+    monkeypatch.setattr(crops_module, "CropScorer", recording)
     model = load_run_keras_model(predictor.run_dir)
     score = keras_scorer(model, SIZE)
     np.testing.assert_allclose(score(images), expected, atol=1e-5)

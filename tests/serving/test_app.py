@@ -110,7 +110,7 @@ def test_openapi_document_lists_every_route(app):
             path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
             served |= {(path, method.lower()) for method in rule.methods - {"HEAD", "OPTIONS"}}
     documented = {(path, method) for path, operations in document["paths"].items() for method in operations}
-    assert documented == served and len(served) == 10
+    assert documented == served and len(served) == 11  # ten JSON operations and /metrics
     for operations in document["paths"].values():
         for operation in operations.values():
             assert "200" in operation["responses"] and operation["summary"]
@@ -181,6 +181,26 @@ def test_model_that_failed_to_load_is_503_and_not_ready(tiny_run, tmp_path):
         status = assert_matches_openapi(client.get("/v1/models/broken"), "/v1/models/{name}", "get")
         assert status["model_version_status"][0]["state"] == "END"
         assert status["model_version_status"][0]["status"]["error_code"] != "OK"
+    finally:
+        serving_state(app).registry.close()
+
+
+@pytest.mark.parametrize("api_key", ["", "s3cret"])
+def test_readyz_shows_load_errors_only_to_a_caller_with_the_key(tmp_path, api_key):
+    broken = tmp_path / "private" / "missing-model"
+    config = {"models": f"broken={broken}", "api_key": api_key, "background_loading": False}
+    app = create_app(config, predictors={"fake": FakePredictor()})
+    client = app.test_client()
+    try:
+        for headers in ({}, {"X-API-Key": "wrong"}, {"X-API-Key": api_key}):
+            response = client.get("/readyz", headers=headers)
+            body = assert_matches_openapi(response, "/readyz", "get")
+            assert response.status_code == 503 and body["models"]["broken"]["state"] == "END"
+            shown = body["models"]["broken"]["error"]
+            if api_key and headers.get("X-API-Key") == api_key:
+                assert shown and "missing-model" in shown
+            else:
+                assert shown is None and str(tmp_path) not in response.get_data(as_text=True)
     finally:
         serving_state(app).registry.close()
 
@@ -315,7 +335,7 @@ def test_bad_parameters(client, query, status, words):
         ({"query_string": "target_fpr=2"}, "target_fpr must be between 0 and 1, not 2"),
         ({"query_string": "target_fpr=nan"}, "target_fpr must be between 0 and 1"),
         ({"query_string": "explain=maybe"}, "explain must be true or false, not 'maybe'"),
-        ({"query_string": "model=a&model=b"}, "model: "),
+        ({"query_string": "model=a&model=b"}, "model must be given once, as one value, not ['a', 'b']"),
         (
             {
                 "data": {"file": (io.BytesIO(image_bytes()), "a.png"), "target_fpr": "abc"},
@@ -763,6 +783,26 @@ def test_api_key():
         serving_state(app).registry.close()
 
 
+@pytest.mark.parametrize(
+    ("url", "content_type"),
+    [
+        ("/predict", "application/json"),
+        ("/v1/models/faces:predict", "application/json"),
+        ("/v1/models/faces:predict", "text/plain"),  # TF Serving reads any body as JSON
+    ],
+)
+@pytest.mark.parametrize("depth", [1000, 100_000])
+def test_deeply_nested_json_is_a_400_and_logs_no_traceback(fake_app, caplog, url, content_type, depth):
+    body = '{"images": ' + "[" * depth + "]" * depth + "}"
+    with caplog.at_level(logging.INFO, logger="aiclassify.serving"):
+        response = fake_app.test_client().post(url, data=body, content_type=content_type)
+    assert response.status_code == 400
+    path = "/predict" if url == "/predict" else "/v1/models/{name}:predict"
+    message = assert_matches_openapi(response, path)["error"]
+    assert message == "the request body is not valid JSON: nested too deeply"
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR or record.exc_info]
+
+
 def test_server_error_is_json_and_logged(caplog):
     predictor = FakePredictor(fail_with=RuntimeError("the accelerator caught fire"))
     app = create_app({"background_loading": False}, predictors={"fake": predictor})
@@ -847,6 +887,9 @@ def test_settings_from_environment():
         {"AICLASSIFY_MODELS": "a=x", "AICLASSIFY_DEFAULT_MODEL": "b"},
         {"AICLASSIFY_MAX_UPLOAD_MB": "lots"},
         {"AICLASSIFY_MAX_IMAGES": "0"},
+        {"AICLASSIFY_MAX_FORM_FIELD_KB": "64"},  # below the parser's 64 KB buffer: no file would pass
+        {"AICLASSIFY_MAX_FORM_PARTS": "32"},  # not even one part per image (max_images 32)
+        {"AICLASSIFY_SOCKET_TIMEOUT_S": "0"},
     ):
         with pytest.raises(SettingsError):
             load_settings(environ=bad)

@@ -150,3 +150,22 @@ def test_under_steady_load_the_wait_ends_once_the_batch_is_as_large_as_the_last(
     finally:
         release.set()
         queue.close()
+
+
+def test_the_batch_callback_sees_every_batch_and_cannot_fail_one():
+    reported = []
+    queue = BatchQueue(lengths, max_batch_size=4, max_wait_s=0.0, on_batch=reported.append)
+    try:
+        assert [queue.submit("x" * n).result(10) for n in (1, 2, 3)] == [1, 2, 3]
+        assert reported == queue.batch_sizes and sum(reported) == 3
+    finally:
+        queue.close()
+
+    def broken(size):
+        raise RuntimeError("monitoring is down")
+
+    queue = BatchQueue(lengths, max_batch_size=4, max_wait_s=0.0, on_batch=broken)
+    try:
+        assert queue.submit("abc").result(10) == 3
+    finally:
+        queue.close()

@@ -1,9 +1,12 @@
-"""Fuzz-style: a few hundred malformed and odd images, generated here; never a 500, always valid JSON."""
+"""Fuzz-style: a few hundred malformed and odd images, and every class of malformed request the API once
+answered badly (deep JSON, long echoed names, repeated parameters...), generated here; never a 500, always
+valid JSON."""
 
 from __future__ import annotations
 
 import base64
 import io
+import logging
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -16,6 +19,7 @@ from builders import (
     exif_rotated_jpeg,
     gif_with_size,
     jpeg_with_size,
+    openapi_document,
     png_with_size,
     sixteen_bit_png,
 )
@@ -154,3 +158,80 @@ def test_fuzz_tf_serving_and_batches_never_fail_with_500(client):
         body = assert_matches_openapi(response, "/v1/models/{name}:predict")
         if response.status_code == 200:
             assert len(body["predictions"]) == len(batch)
+
+
+# --- malformed requests: every class the API once answered badly --------------------------------------
+
+TF_PREDICT = "/v1/models/faces:predict"
+PARAMETERS = ("model", "target_fpr", "operating_point", "explain")
+MAX_ERROR_CHARS = 300  # an error quotes at most the first 64 characters of what the client sent
+URL_SAFE = "abcXYZ019_-.~"
+ANY_TEXT = URL_SAFE + " éßж中文😀'\"\\"
+
+
+def random_text(rng: random.Random, length: int, alphabet: str = ANY_TEXT) -> str:
+    """``length`` characters of ``alphabet`` (never ``/`` or ``:``)."""
+    return "".join(rng.choice(alphabet) for _ in range(length))
+
+
+def json_text(text: str, content_type: str = "application/json") -> dict:
+    """Test-client arguments sending ``text`` as the body."""
+    return {"data": text, "content_type": content_type}
+
+
+def malformed_requests(rng: random.Random) -> list[tuple[str, str, str, dict, set[int]]]:
+    """``(class, method, url, test-client keyword arguments, allowed statuses)`` for each bad request."""
+    images = {"images": [{"b64": base64.b64encode(random_image(rng)).decode()}]}
+    instances = {"instances": images["images"]}
+    cases = []
+    for depth in (rng.randint(900, 1100), rng.randint(10_000, 100_000)):  # deeply nested JSON
+        nested = "[" * depth + "]" * depth
+        cases += [
+            ("deep json", "POST", "/predict", json_text(f'{{"images": {nested}}}'), {400}),
+            ("deep json", "POST", TF_PREDICT, json_text(f'{{"instances": {nested}}}'), {400}),
+            ("deep json", "POST", TF_PREDICT, json_text(nested, "text/plain"), {400}),
+        ]
+    huge = random_text(rng, 200_000)  # echoed input, about half the body limit; in a URL, under its 4 kB
+    name = random_text(rng, rng.randint(1000, 3000), URL_SAFE)
+    cases += [
+        ("long name", "POST", "/predict", {"json": {**images, "model": huge}}, {404}),
+        ("long name", "POST", "/predict", {"json": {**images, "operating_point": huge}}, {422}),
+        ("long name", "POST", "/predict", {"json": {**images, "target_fpr": huge}}, {400}),
+        ("long name", "POST", "/predict", {"json": {**images, "target_fpr": "1" + "0" * len(huge)}}, {400}),
+        ("long name", "POST", f"/predict?model={name}", {"json": images}, {404}),
+        ("long name", "POST", f"/v1/models/{name}:predict", {"json": instances}, {404}),
+        ("long name", "GET", f"/v1/models/{name}", {}, {404}),
+        ("long name", "GET", f"/v1/models/faces/versions/{name}/metadata", {}, {404}),
+    ]
+    for parameter in PARAMETERS:  # given twice, the first empty or not: a 400 naming it
+        values = rng.choice([["", "faces"], ["0.01", "0.01"], ["", ""], ["true", "fpr_1pct", "x"]])
+        query = "&".join(f"{parameter}={value}" for value in values)
+        cases.append(("repeated", "POST", f"/predict?{query}", {"json": images}, {400}))
+    for url in (TF_PREDICT, "/v1/models/faces/versions/1:predict"):  # the verb is not part of the name
+        cases += [("verb", method, url, {}, {405}) for method in ("GET", "PUT", "DELETE")]
+        cases.append(("verb", "OPTIONS", url, {}, {200}))
+    for body in ({}, {**instances, "inputs": images["images"]}, {"instances": None}, {"inputs": []}):
+        cases.append(("tf format", "POST", TF_PREDICT, {"json": body}, {400}))
+    for value in ("0", "1", "-0.5", "1.5", "nan", "inf", "1e309", "0x1p-3"):  # target_fpr not in (0, 1)
+        cases.append(("bounds", "POST", f"/predict?target_fpr={value}", {"json": images}, {400}))
+    return cases
+
+
+def test_fuzz_malformed_requests_never_fail_with_500(client, caplog):
+    document = openapi_document()
+    for kind, method, url, request_kwargs, statuses in malformed_requests(random.Random(SEED + 2)):
+        with caplog.at_level(logging.ERROR, logger="aiclassify.serving"):
+            response = client.open(url, method=method, **request_kwargs)
+        where = (kind, method, url[:80])
+        assert response.status_code in statuses, (*where, response.get_data(as_text=True)[:300])
+        assert not caplog.records, where  # nothing logged as an error, no traceback
+        if response.status_code == 405:
+            assert "GET" not in response.headers["Allow"], where
+        if method == "OPTIONS":
+            continue
+        body = response.get_json()
+        assert set(body) == {"error"} and len(body["error"]) < MAX_ERROR_CHARS, where
+        path = url.split("?")[0]
+        documented = {"/predict": "/predict", TF_PREDICT: "/v1/models/{name}:predict"}.get(path)
+        if documented and str(response.status_code) in document["paths"][documented]["post"]["responses"]:
+            assert_matches_openapi(response, documented)

@@ -1,6 +1,7 @@
 """The serving benchmark behind ``scripts/bench_serve.py``: the API under gunicorn against a baseline.
 
 Modules: :mod:`~aiclassify.benchmarks.load` (the HTTP load and its statistics, the images sent),
+:mod:`~aiclassify.benchmarks.faults` (the fault-tolerance load: valid uploads mixed with faulty requests),
 :mod:`~aiclassify.benchmarks.servers` (the gunicorn processes), :mod:`~aiclassify.benchmarks.forward`
 (the bare forward-pass reference, measured in a child process), :mod:`~aiclassify.benchmarks.report`
 (ratios, goals, tables, machine description), :mod:`~aiclassify.benchmarks.runner` (one whole run)

@@ -33,6 +33,21 @@ LOAD_COLUMNS = [
     "loadavg_1m",
 ]
 RATIO_COLUMNS = ["concurrency", "throughput_api_over_baseline", "p50_baseline_over_api"]
+FAULT_COLUMNS = [
+    "concurrency",
+    "requests",
+    "valid_sent",
+    "valid_ok",
+    "valid_lost",
+    "faulty_sent",
+    "unexpected_fault_answers",
+    "server_errors_seen",
+    "server_errors_counted",
+    "server_log_errors",
+    "p50_ms",
+    "p99_ms",
+    "valid_throughput_rps",
+]
 GOAL_COLUMNS = ["goal", "measured", "target", "unit", "met"]
 
 
@@ -186,3 +201,43 @@ def machine() -> dict:
         "python": platform.python_version(),
         **versions,
     }
+
+
+def fault_goal_rows(loads: list[dict], goal_requests: int = 10_000) -> list[dict]:
+    """Per fault load: no valid request lost and no server error (None: fewer than ``goal_requests``)."""
+    rows = []
+    for load in loads:
+        failures = load["valid_lost"] + load["server_errors_seen"] + (load.get("server_errors_counted") or 0)
+        enough = load["requests"] >= goal_requests
+        rows.append(
+            {
+                "goal": f"0 valid requests lost and 0 5xx at concurrency {load['concurrency']}, some faulty",
+                "measured": f"{load['valid_lost']} lost, {load['server_errors_seen']} 5xx",
+                "target": 0,
+                "unit": f"of {load['valid_sent']} valid in {load['requests']}",
+                "met": False if failures else (True if enough else None),
+            }
+        )
+    return rows
+
+
+def print_fault_report(results: dict) -> None:
+    """The tables of a fault-tolerance run: totals per level, each fault's answers, the goals."""
+    settings = results["settings"]
+    print(
+        f"\n{results['date']}  {results['machine']['platform']}, {results['machine']['cpu_count']} CPUs, "
+        f"commit {results['commit']}\n{settings['run']}, uploads: {settings['uploads']}, "
+        f"gunicorn {settings['gunicorn']}, fault rate {settings['fault_rate']:g} "
+        f"(seed {settings['fault_seed']}), upload limit {settings['max_upload_mb']:g} MB\n"
+    )
+    print(format_table(results["fault_loads"], FAULT_COLUMNS), end="\n\n")
+    rows = [
+        {"concurrency": load["concurrency"], "fault": kind, "answers": answers}
+        for load in results["fault_loads"]
+        for kind, answers in load["fault_statuses"].items()
+    ]
+    print(format_table(rows, ["concurrency", "fault", "answers"]), end="\n\n")
+    for load in results["fault_loads"]:
+        for example in load["lost_examples"]:
+            print(f"lost at c={load['concurrency']}: {example}")
+    print(format_table(fault_goal_rows(results["fault_loads"]), GOAL_COLUMNS))

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from aiclassify.benchmarks.faults import DEFAULT_MAX_UPLOAD_MB, run_fault_load
 from aiclassify.benchmarks.forward import ForwardReference, reference_between
 from aiclassify.benchmarks.load import run_load, upload_images
 from aiclassify.benchmarks.report import git_commit, goal_rows, machine, ratio_rows
@@ -16,6 +18,10 @@ from aiclassify.benchmarks.servers import Server, api_server, baseline_server
 
 DEFAULT_THREADS = 32  # as `make serve`: measured best on 2 cores (docs/performance.md)
 RUN_FILES = ("metadata.json", "saved_model", "model.keras")
+# An error line of the app's log ("2026-01-02 03:04:05,678 ERROR ..."), of gunicorn's, or a traceback.
+LOGGED_ERROR = re.compile(
+    r"^(\d{4}-\d\d-\d\d [\d:,]+ (ERROR|CRITICAL) |\[[^]]+\] \[\d+\] \[(ERROR|CRITICAL)\]|Traceback)"
+)
 
 
 @dataclass
@@ -41,6 +47,8 @@ class BenchmarkOptions:
     forward_seconds: float = 5.0
     baseline: bool = True
     workdir: Path | None = None
+    fault_rate: float = 0.0  # above 0: the fault-tolerance load instead (run_fault_benchmark)
+    fault_seed: int = 0
 
     def __post_init__(self):
         """Fill in the default baseline request count."""
@@ -143,4 +151,75 @@ def run_benchmark(options: BenchmarkOptions) -> dict:
         "loads": loads,
         "ratios": ratio_rows(loads),
         "goals": goal_rows(loads),
+    }
+
+
+def server_log_errors(server: Server) -> int:
+    """Lines of the server's log that report an error (the app's logging or gunicorn's) or start a
+    traceback; 0 when the log is gone."""
+    try:
+        lines = server.log.read_text(errors="replace").splitlines()
+    except OSError:
+        return 0
+    return sum(1 for line in lines if LOGGED_ERROR.match(line))
+
+
+def run_fault_benchmark(options: BenchmarkOptions) -> dict:
+    """The fault-tolerance load on the API alone (no baseline, no forward reference): per level of
+    ``options.levels``, ``options.warmup`` clean requests, then ``options.requests`` requests of which
+    a share ``options.fault_rate`` are faulty (:mod:`~aiclassify.benchmarks.faults`).
+
+    The uploads over the limit are sized from ``AICLASSIFY_MAX_UPLOAD_MB``, which the server reads
+    too. The results hold ``date``, ``machine``, ``commit``, ``settings`` and ``fault_loads``.
+    """
+    run = options.run
+    model_input = int(json.loads((run / "metadata.json").read_text())["image_size"])
+    options.image_size = options.image_size or model_input
+    uploads = str(options.image_dir) if options.image_dir else f"demo JPEGs, {options.image_size} px"
+    images = upload_images(options.image_dir, options.image_size, options.images)
+    max_upload_mb = float(os.environ.get("AICLASSIFY_MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_MB))
+    server = api_server(run, options.threads, options.workers, options.workdir)
+    loads = []
+    try:
+        server.start()
+        server.wait_ready()
+        for concurrency in options.levels:
+            run_load(server.port, images, options.warmup, concurrency)
+            load = run_fault_load(
+                server.port,
+                images,
+                options.requests,
+                concurrency,
+                options.fault_rate,
+                options.fault_seed,
+                max_upload_mb,
+            )
+            load["server_log_errors"] = server_log_errors(server)
+            loads.append(load)
+            print(
+                f"faults   c={concurrency:<3} {load['requests']} requests ({load['faulty_sent']} faulty), "
+                f"{load['valid_lost']} of {load['valid_sent']} valid lost, "
+                f"{load['server_errors_seen']} 5xx seen, {load['server_errors_counted']} counted by the "
+                "server",
+                flush=True,
+            )
+    finally:
+        server.stop()
+    return {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "commit": git_commit(options.workdir),
+        "settings": {
+            "run": str(run),
+            "model_input": model_input,
+            "uploads": uploads,
+            "levels": options.levels,
+            "requests": options.requests,
+            "fault_rate": options.fault_rate,
+            "fault_seed": options.fault_seed,
+            "max_upload_mb": max_upload_mb,
+            "warmup": options.warmup,
+            "gunicorn": f"--workers {options.workers} --threads {options.threads}",
+        },
+        "fault_loads": loads,
     }

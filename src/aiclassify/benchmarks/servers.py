@@ -13,6 +13,7 @@ from pathlib import Path
 
 START_TIMEOUT_S = 300  # two gunicorn workers importing TensorFlow at once on 2 busy cores
 API_APP = "aiclassify.serving.app:create_app()"  # the API as `make serve` runs it
+GUNICORN_CONFIG = "aiclassify.serving.gunicorn_config"  # the gunicorn settings `make serve` uses
 BASELINE_APP = "aiclassify.benchmarks.baseline_app:create_app()"
 
 
@@ -116,13 +117,15 @@ class Server:
 
 
 def api_server(run: Path, threads: int, workers: int = 1, workdir: Path | None = None) -> Server:
-    """The inference API serving ``run`` as model ``bench``, ready once ``/readyz`` answers 200."""
+    """The inference API serving ``run`` as model ``bench``, ready once ``/readyz`` answers 200, with
+    the gunicorn settings it is deployed with (:mod:`aiclassify.serving.gunicorn_config`)."""
     return Server(
         "api",
         API_APP,
         {"AICLASSIFY_MODELS": f"bench={run}"},
         "/readyz",
         threads,
+        extra=("--config", f"python:{GUNICORN_CONFIG}"),
         workers=workers,
         workdir=workdir,
     )

@@ -11,6 +11,7 @@ import tensorflow as tf
 from aiclassify.config import CacheMode
 from aiclassify.data.augment import Augmenter
 from aiclassify.data.layouts import Sample
+from aiclassify.predict.crops import CROP_FACTOR
 from aiclassify.preprocessing import decode_and_resize, decode_rgb, resize_square
 
 logger = logging.getLogger(__name__)
@@ -21,24 +22,36 @@ _COPY_SALT = 0x636F_7079  # the fixed seeds of the degraded validation copies
 
 
 def load_example(
-    path: tf.Tensor, label: tf.Tensor, image_size: int, native: bool = False
+    path: tf.Tensor, label: tf.Tensor, image_size: int, native: bool = False, centre_crop: bool = False
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Read and decode one file into a uint8 image and a float32 label.
 
     ``native``: keep an image at least ``image_size`` on both sides at its own size (for
     :func:`make_dataset`'s ``train_crop``); smaller ones are resized to ``image_size`` square.
+    ``centre_crop``: an image whose shorter side is at least ``CROP_FACTOR`` x ``image_size`` (one
+    that inference scores on native-resolution crops, :mod:`aiclassify.predict.crops`) becomes its
+    centre ``image_size`` square at native resolution; smaller ones are resized, as inference does.
     """
     data = tf.io.read_file(path)
-    if not native:
+    if not native and not centre_crop:
         return decode_and_resize(data, image_size), tf.cast(label, tf.float32)
     image = decode_rgb(data)
     shape = tf.shape(image)
-    image = tf.cond(
-        tf.minimum(shape[0], shape[1]) >= image_size,
-        lambda: image,
-        lambda: resize_square(image, image_size),
-    )
+    shorter = tf.minimum(shape[0], shape[1])
+    if native:
+        image = tf.cond(shorter >= image_size, lambda: image, lambda: resize_square(image, image_size))
+    else:
+        image = tf.cond(
+            shorter >= CROP_FACTOR * image_size,
+            lambda: _centre_square(image, shape, image_size),
+            lambda: resize_square(image, image_size),
+        )
     return image, tf.cast(label, tf.float32)
+
+
+def _centre_square(image: tf.Tensor, shape: tf.Tensor, size: int) -> tf.Tensor:
+    top, left = (shape[0] - size) // 2, (shape[1] - size) // 2
+    return tf.ensure_shape(image[top : top + size, left : left + size], (size, size, 3))
 
 
 def make_dataset(
@@ -63,11 +76,14 @@ def make_dataset(
     ``image_size`` on both sides is decoded and cached at its native size and, every epoch, a
     random ``image_size`` square is cropped from it (seeded like ``augment``, before it), so the
     model sees the generator's traces at native resolution and cannot use the resampling a resize
-    leaves as a size cue. Smaller images are resized up, as without it. The trade-off: the cache
-    holds native-size images (more memory or disk than ``image_size`` squares), and validation,
-    test and the exported signature still resize the whole image, so a model trained on crops is
-    scored on resized images at inference (large images on a grid of native crops instead: see
-    :mod:`aiclassify.predict.crops`).
+    leaves as a size cue. Smaller images are resized up, as without it. The cache holds
+    native-size images (more memory or disk than ``image_size`` squares). Validation and test then
+    see what inference sees at the same scale: an image at least ``CROP_FACTOR`` x ``image_size``
+    on its shorter side, which inference scores on a grid of native crops
+    (:mod:`aiclassify.predict.crops`), is represented by its native centre crop; a smaller one is
+    resized whole, as the exported signature does. Without this, a model trained on native crops
+    would be validated on shrunk images it never saw, and early stopping would watch the wrong
+    thing.
 
     ``samples`` are expected pre-shuffled (see ``load_splits``), so a bounded shuffle buffer
     after the cache still mixes the classes. Files that fail to decode are logged and dropped.
@@ -77,11 +93,12 @@ def make_dataset(
     if not samples:
         raise ValueError("Cannot build a dataset from an empty list of samples.")
     native = training and train_crop
+    centre_crop = not training and train_crop
     paths = [s.path for s in samples]
     labels = [s.label for s in samples]
     dataset = tf.data.Dataset.from_tensor_slices((paths, labels))
     dataset = dataset.map(
-        lambda path, label: load_example(path, label, image_size, native),
+        lambda path, label: load_example(path, label, image_size, native, centre_crop),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )

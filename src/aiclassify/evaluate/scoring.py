@@ -1,9 +1,9 @@
 """The images evaluation scores, and scoring them through the run's predictor.
 
 Images reach the model exactly as in serving: encoded bytes -> :class:`aiclassify.predict.Predictor`
-(the exported ``serving_default`` signature, which decodes and resizes with
-:mod:`aiclassify.preprocessing`). Scores are the raw model outputs; calibration is applied by
-the report where it says so.
+(decoded and resized with :mod:`aiclassify.preprocessing` as the exported ``serving_default``
+signature does it, a batch at a time, then scored through ``serve_pixels``: the same numbers).
+Scores are the raw model outputs; calibration is applied by the report where it says so.
 """
 
 from __future__ import annotations

@@ -1,11 +1,14 @@
 """The one inference path: encoded images in, calibrated verdicts out.
 
 A :class:`Predictor` loads a run directory (or a bare SavedModel), scores encoded image bytes
-through the exported ``serving_default`` signature (which decodes and resizes with
-:mod:`aiclassify.preprocessing`) or, for an image much larger than the model's input, through
-``serve_pixels`` on a bounded grid of native-resolution crops (:mod:`aiclassify.predict.crops`),
-applies the run's calibration and decision thresholds and labels. The predict command, the API,
-evaluation and explanations all use it, so they cannot drift apart.
+through the exported ``serve_pixels`` signature, on the image decoded and resized as
+``serving_default`` does it (:mod:`aiclassify.preprocessing`; the same numbers) or, for an image
+much larger than the model's input, on a bounded grid of native-resolution crops
+(:mod:`aiclassify.predict.crops`), and applies the run's calibration and decision thresholds and
+labels. Scoring has two stages (:mod:`aiclassify.predict.stages`): :meth:`Predictor.prepare` decodes
+in the caller's thread, :meth:`Predictor.score_prepared` runs prepared inputs through the model;
+:meth:`Predictor.probabilities` does both. The predict command, the API, evaluation and
+explanations all use it, so they cannot drift apart.
 
 Thresholds come from the files of their one writer each: the default decision threshold from
 training's ``metadata.json``, the temperature, operating points and inconclusive band from
@@ -26,7 +29,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,10 +41,10 @@ from aiclassify.calibration import calibrate, check_temperature
 from aiclassify.evidence import Evidence, read_evidence
 from aiclassify.predict.band import Band, read_band
 from aiclassify.predict.diagnostics import DEMO_MODEL, ImageWarning, image_warnings
+from aiclassify.predict.stages import ImageScorer, ScoreFunction, as_scorer
 
 logger = logging.getLogger(__name__)
 
-ScoreFunction = Callable[[list[bytes]], Sequence[float]]
 LEGACY_CALIBRATION_SOURCE = f"{runs.METADATA_FILE} (written by an older evaluate)"
 
 
@@ -134,14 +137,16 @@ class Predictor:
     """Scores encoded images and turns the scores into verdicts.
 
     ``score`` maps a list of encoded images to raw P(AI-generated), one per image (raising on an
-    undecodable one); :meth:`load` builds it from a run directory or SavedModel. ``metadata`` is
+    undecodable one): a plain function, whose inputs are the bytes themselves, or an
+    :class:`~aiclassify.predict.stages.ImageScorer` that prepares them first; :meth:`load` builds
+    one from a run directory or SavedModel. ``metadata`` is
     training's metadata (``threshold``, ``image_size``, ``demo``...), ``calibration`` evaluation's
     (``temperature``, ``operating_points``, ``band``).
     """
 
     def __init__(
         self,
-        score: ScoreFunction,
+        score: ScoreFunction | ImageScorer,
         metadata: dict[str, Any] | None = None,
         calibration: dict[str, Any] | None = None,
         *,
@@ -152,7 +157,7 @@ class Predictor:
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1. Received: batch_size={batch_size}")
-        self._score = score
+        self._scorer = as_scorer(score)
         self.metadata = dict(metadata or {})
         self.calibration = dict(calibration or {})
         self.calibration_source = calibration_source if self.calibration else None
@@ -244,11 +249,26 @@ class Predictor:
         score: it is reported beside the verdict."""
         return read_evidence(image)
 
+    def prepare(self, images: Sequence[bytes]) -> list[Any]:
+        """Model-ready inputs of encoded images, one per image, computed in the caller's thread.
+
+        For a SavedModel with ``serve_pixels`` or a Keras model, each image is decoded with
+        TensorFlow and resized or cut into crops (:mod:`aiclassify.predict.crops`); raises
+        TensorFlow's InvalidArgumentError on an undecodable image. For a plain score function, the
+        bytes themselves.
+        """
+        return self._scorer.prepare(list(images))
+
+    def score_prepared(self, prepared: Sequence[Any]) -> np.ndarray:
+        """Raw P(AI-generated) for inputs from :meth:`prepare`, scored together (one model call per
+        :data:`~aiclassify.predict.crops.CROPS_PER_CALL` squares)."""
+        return np.asarray(self._scorer.score(list(prepared)), dtype=np.float64).reshape(-1)
+
     def probabilities(self, images: Sequence[bytes]) -> np.ndarray:
-        """Raw P(AI-generated) for each encoded image, scored ``batch_size`` at a time."""
+        """Raw P(AI-generated) for each encoded image, prepared and scored ``batch_size`` at a time."""
         images = list(images)
         batches = [
-            np.asarray(self._score(images[start : start + self.batch_size]), dtype=np.float64).reshape(-1)
+            self.score_prepared(self.prepare(images[start : start + self.batch_size]))
             for start in range(0, len(images), self.batch_size)
         ]
         return np.concatenate(batches) if batches else np.zeros(0)
@@ -410,31 +430,28 @@ class Predictor:
             return self._keras_model
 
 
-def saved_model_scorer(path: Path) -> ScoreFunction:
-    """Score encoded images with a SavedModel: ``serving_default`` (image bytes in), or for an
-    image at least twice the input size on its shorter side, ``serve_pixels`` on a grid of
-    native-resolution crops combined by their mean logit (:mod:`aiclassify.predict.crops`)."""
+def saved_model_scorer(path: Path) -> ScoreFunction | ImageScorer:
+    """Score encoded images with a SavedModel: ``serve_pixels`` on each image decoded and resized
+    as ``serving_default`` does it, or for an image at least twice the input size on its shorter
+    side, on a grid of native-resolution crops combined by their mean logit
+    (:mod:`aiclassify.predict.crops`); a SavedModel without ``serve_pixels``: ``serving_default``
+    on the bytes."""
     from aiclassify.predict.crops import saved_model_crop_scorer
 
     return saved_model_crop_scorer(path)
 
 
-def keras_scorer(model: Any, image_size: int) -> ScoreFunction:
+def keras_scorer(model: Any, image_size: int) -> ImageScorer:
     """Score encoded images with a Keras model behind the export's own decoder, with the same
-    crop rule for large images as :func:`saved_model_scorer`."""
+    rule for large images as :func:`saved_model_scorer`."""
     import tensorflow as tf
 
-    from aiclassify.predict.crops import crop_scorer
-    from aiclassify.preprocessing import decode_batch
-
-    def score_bytes(images: list[bytes]) -> np.ndarray:
-        pixels = tf.cast(decode_batch(tf.constant(images, dtype=tf.string), image_size), tf.float32)
-        return np.asarray(model(pixels, training=False)).reshape(-1)
+    from aiclassify.predict import crops
 
     def score_pixels(pixels: np.ndarray) -> np.ndarray:
         return np.asarray(model(tf.constant(pixels, dtype=tf.float32), training=False)).reshape(-1)
 
-    return crop_scorer(score_bytes, score_pixels, image_size)
+    return crops.CropScorer(score_pixels, image_size)
 
 
 def load_run_keras_model(run_dir: Path) -> Any:

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from spectree import Response, SecurityScheme, SecuritySchemeData, SpecTree
 from spectree.plugins.flask_plugin import FlaskPlugin
+from werkzeug.routing import BaseConverter
 
 from aiclassify import __version__
 from aiclassify.serving.errors import ApiError
@@ -31,16 +32,47 @@ ERROR_REASONS = {
     400: "Bad request: no image, empty file, bad JSON or base64, bad parameter, too many images",
     401: "Missing or wrong X-API-Key (only when the server has a key)",
     404: "Unknown model (or version)",
-    413: "Request body larger than AICLASSIFY_MAX_UPLOAD_MB",
+    413: "Request body larger than AICLASSIFY_MAX_UPLOAD_MB, or a multipart body over "
+    "AICLASSIFY_MAX_FORM_PARTS or AICLASSIFY_MAX_FORM_FIELD_KB (the message names the limit)",
     415: "Image format the model does not serve (TIFF, ICO, PSD...)",
     422: "Not an image, truncated or corrupt, too large in pixels, no such operating point, "
     "or explain=true for a model that cannot explain",
     500: "Server error (logged)",
-    503: "Model not loaded yet or failed to load, or timed out",
+    503: "Model not loaded yet or failed to load, or timed out, or (explain=true) too many explanations "
+    "in progress",
 }
 MAX_REPORTED_ERRORS = 3
+RULE_VARIABLE = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")  # <converter(arguments):name> in a URL rule
 
 Body = TypeVar("Body", bound=BaseModel)
+
+
+class PathSegmentConverter(BaseConverter):
+    """A URL variable that is one path segment without ``:``, so that ``/v1/models/faces:predict`` is the
+    model ``faces`` and the verb ``predict``, never a model called ``faces:predict``: a GET there is a
+    405 (POST only), not a status lookup of that name."""
+
+    regex = "[^/:]+"
+    schema = {"type": "string", "pattern": "^[^/:]+$"}  # what the document says of such a variable
+
+
+URL_CONVERTERS = {"segment": PathSegmentConverter}  # registered on the app by the blueprints using them
+
+
+class PlainTextResponse(Response):
+    """spectree's ``Response``, declaring a ``text/plain`` string body for each status given without a
+    model (spectree itself declares only JSON bodies); those answers are not validated."""
+
+    def __init__(self, *codes: str, media_type: str = "text/plain", **code_models: Any):
+        super().__init__(*codes, **code_models)
+        self.media_type = media_type
+
+    def generate_spec(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """spectree's responses, each model-less status with its plain-text body."""
+        spec = super().generate_spec(*args, **kwargs)
+        for code in self.codes:
+            spec[code.removeprefix("HTTP_")]["content"] = {self.media_type: {"schema": {"type": "string"}}}
+        return spec
 
 
 class ResponseValidationError(RuntimeError):
@@ -57,6 +89,17 @@ class ApiPlugin(FlaskPlugin):
 
     def request_validation(self, request, query, json, form, headers, cookies):
         super().request_validation(request, query, json if request.is_json else None, form, headers, cookies)
+
+    def parse_path(self, route, path_parameter_descriptions):
+        """spectree's path and path parameters, with the schema of this API's own URL converters
+        (:data:`URL_CONVERTERS`; spectree knows only Werkzeug's)."""
+        path, parameters = super().parse_path(route, path_parameter_descriptions)
+        converter_names = {variable: converter for converter, variable in RULE_VARIABLE.findall(str(route))}
+        for parameter in parameters:
+            converter = URL_CONVERTERS.get(converter_names.get(parameter["name"], ""))
+            if converter is not None:
+                parameter["schema"] = dict(converter.schema)
+        return path, parameters
 
     def get_func_operation_id(self, func, path: str, method: str) -> str:
         """``post_v1_models_name_predict`` for ``POST /v1/models/{name}:predict``."""
@@ -98,11 +141,12 @@ def validate_body(model: type[Body], data: Any) -> Body:
 
 
 def _before(req, resp, error: ValidationError | None, instance, model_adapter) -> None:
-    """After request validation: a JSON body that is not an object, or a failed validation, is a 400."""
-    if req.method == "POST" and req.is_json and not isinstance(req.get_json(silent=True), dict):
-        raise ApiError(400, "the request body is not a JSON object")
+    """After request validation: a JSON body that is not valid JSON (the request class's 400) or not an
+    object, or a failed validation, is a 400."""
+    if req.method == "POST" and req.is_json and not isinstance(req.get_json(), dict):
+        raise ApiError(400, "the request body is not a JSON object", reason="invalid_json")
     if error is not None:
-        raise ApiError(400, describe_validation_error(error))
+        raise ApiError(400, describe_validation_error(error), reason="invalid_request")
 
 
 def _after(req, resp, error: ValidationError | None, instance, model_adapter) -> None:

@@ -42,8 +42,11 @@ class BatchQueue:
         max_batch_size: int = 32,
         max_wait_s: float = 0.005,
         name: str = "model",
+        on_batch: Callable[[int], None] | None = None,
     ):
+        """``on_batch(size)``, when given, is called with the size of every batch about to be scored."""
         self._score = score
+        self._on_batch = on_batch
         self.max_batch_size = max(1, int(max_batch_size))
         self.max_wait_s = max(0.0, float(max_wait_s))
         self._queue: queue.Queue = queue.Queue()
@@ -142,6 +145,11 @@ class BatchQueue:
         if not live:
             return
         self.batch_sizes = (self.batch_sizes + [len(live)])[-1000:]
+        if self._on_batch is not None:
+            try:
+                self._on_batch(len(live))
+            except Exception:  # monitoring must never fail a batch
+                logger.exception("The batch-size callback failed")
         try:
             scores = list(self._score([item for item, _ in live]))
             if len(scores) != len(live):

@@ -5,6 +5,11 @@ the server never resizes. Pillow only validates, reads the size from the header 
 decompression bombs before any pixel is decoded) and normalises what the TensorFlow decoder
 would get wrong: EXIF rotation, CMYK, 16-bit, alpha, palettes and animations. An image that needs
 none of that is passed on byte for byte; any other is re-encoded losslessly as PNG.
+
+Before decoding, the bytes alone must pass the decode budget's first limits: pixels and sides
+(from the header), the number of scans of a JPEG, and a complete PNG or GIF (a truncated one is
+refused: :mod:`aiclassify.serving.image_structure`). While Pillow decodes, it reads through a
+:class:`~aiclassify.serving.decode_budget.BudgetedReader` that checks the request's decode clock.
 """
 
 from __future__ import annotations
@@ -16,9 +21,13 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from aiclassify import DECODABLE_FORMATS
+from aiclassify.serving.decode_budget import BudgetedReader, DecodeClock
 from aiclassify.serving.errors import ApiError
+from aiclassify.serving.image_structure import gif_truncation, jpeg_scan_starts, png_truncation
 
 PASSTHROUGH_FORMATS = DECODABLE_FORMATS
+JPEG_FORMATS = frozenset({"JPEG", "MPO"})  # MPO: its first frame is a JPEG, the one decoded
+TRUNCATION_CHECKS = {"PNG": png_truncation, "GIF": gif_truncation}  # a truncated JPEG fails its decode
 PASSTHROUGH_MODES = frozenset({"RGB", "L"})
 SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
 EXIF_ORIENTATION = 0x0112
@@ -37,10 +46,15 @@ class PreparedImage:
 
 @dataclass(frozen=True)
 class ImageLimits:
-    """Largest image accepted, checked from the header before decoding."""
+    """Largest image accepted, checked from the header before decoding, and the decode budget:
+    scans of one JPEG and pixels of one request (both checked before decoding), CPU seconds of
+    decoding for one request (checked while decoding)."""
 
     max_pixels: int = 40_000_000
     max_side: int = 16_384
+    max_jpeg_scans: int = 100
+    max_request_pixels: int = 200_000_000
+    decode_budget_s: float = 10.0
 
 
 def configure_pillow(limits: ImageLimits) -> None:
@@ -52,52 +66,106 @@ def configure_pillow(limits: ImageLimits) -> None:
     Image.MAX_IMAGE_PIXELS = limits.max_pixels
 
 
-def prepare_image(raw: bytes, limits: ImageLimits, force_png: bool = False) -> PreparedImage:
+def prepare_image(
+    raw: bytes, limits: ImageLimits, force_png: bool = False, clock: DecodeClock | None = None
+) -> PreparedImage:
     """Validate ``raw`` and return what to feed the model, or raise :class:`ApiError`.
 
-    400: empty; 422: not an image, truncated, corrupt or too large; 415: an image in a format
-    the model does not serve (TIFF, ICO, PSD...) or an unusable colour mode.
+    400: empty; 422: not an image, truncated, corrupt, too large or with too many JPEG scans, or
+    alone over the decode budget; 413: the request's decode budget (``clock``: the request's; by
+    default one for this image alone) ran out; 415: an image in a format the model does not serve
+    (TIFF, ICO, PSD...) or an unusable colour mode.
     """
     if not raw:
-        raise ApiError(400, "the uploaded file is empty")
+        raise ApiError(400, "the uploaded file is empty", reason="empty_file")
+    if clock is None:  # a budget for this image alone
+        clock = DecodeClock(limits.decode_budget_s)
+        with clock.image(0):
+            return prepare_image(raw, limits, force_png, clock)
+    reader = BudgetedReader(raw, clock)
     try:
-        with Image.open(io.BytesIO(raw)) as image:  # reads the header only
-            return _prepare_open_image(image, raw, limits, force_png)
+        with Image.open(reader) as image:  # reads the header only
+            return _prepare_open_image(image, raw, limits, force_png, reader)
     except ApiError:
         raise
     except UnidentifiedImageError:
-        raise ApiError(422, "not an image: the data is not in any known image format") from None
+        message = "not an image: the data is not in any known image format"
+        raise ApiError(422, message, reason="not_an_image") from None
     except Image.DecompressionBombError as error:  # over twice the limit: Pillow refuses to open it
-        raise ApiError(422, f"image too large: {error}") from None
+        raise ApiError(422, f"image too large: {error}", reason="image_too_large") from None
     except Exception as error:  # Pillow raises OSError, SyntaxError, ValueError, struct.error...
-        raise ApiError(422, f"could not decode the image: {error or type(error).__name__}") from None
+        message = f"could not decode the image: {error or type(error).__name__}"
+        raise ApiError(422, message, reason="corrupt_image") from None
 
 
 def _prepare_open_image(
-    image: Image.Image, raw: bytes, limits: ImageLimits, force_png: bool
+    image: Image.Image, raw: bytes, limits: ImageLimits, force_png: bool, reader: BudgetedReader
 ) -> PreparedImage:
     """Checks on an opened (not yet decoded) image, then a full decode and normalisation."""
     image_format = image.format or "unknown"
     if image_format not in PASSTHROUGH_FORMATS:
-        raise ApiError(415, f"unsupported image format {image_format}; send JPEG, PNG, WebP, BMP or GIF")
+        message = f"unsupported image format {image_format}; send JPEG, PNG, WebP, BMP or GIF"
+        raise ApiError(415, message, reason="unsupported_format")
     width, height = image.size
     check_dimensions(width, height, limits)
+    check_complete(raw, image_format)
+    if image_format in JPEG_FORMATS:
+        scans = jpeg_scan_starts(raw)
+        check_jpeg_scans(len(scans), limits)
+        reader.pace(scans)  # Pillow's decoder gets one scan per read: the clock is checked between scans
     image.load()  # full decode: truncated or corrupt data fails here
+    reader.pace(())
     if not force_png and _can_pass_through(image):
         return PreparedImage(raw, width, height, image_format, converted=False)
     png = encode_png(normalise(image))
+    reader.clock.check()
     return PreparedImage(png, width, height, image_format, converted=True)
+
+
+def check_complete(raw: bytes, image_format: str) -> None:
+    """Reject a PNG that ends before its ``IEND`` chunk and a GIF that ends before its trailer (bytes
+    after them are allowed): a detector must not score part of a file."""
+    truncation = TRUNCATION_CHECKS.get(image_format)
+    problem = truncation(raw) if truncation is not None else None
+    if problem:
+        message = f"could not decode the image: the {image_format} file is truncated ({problem})"
+        raise ApiError(422, message, reason="truncated_image")
+
+
+def check_jpeg_scans(scans: int, limits: ImageLimits) -> None:
+    """Reject a JPEG with more scans than the limit: each scan is one more pass over the whole image."""
+    if scans > limits.max_jpeg_scans:
+        message = (
+            f"too many JPEG scans: {scans}, limit {limits.max_jpeg_scans} (a progressive JPEG usually "
+            "has about 10); re-encode the image"
+        )
+        raise ApiError(422, message, reason="too_many_jpeg_scans")
+
+
+def header_pixels(raw: bytes, limits: ImageLimits) -> int:
+    """Width x height from the header of an image within the per-image size limits; 0 for any other
+    upload (its own checks reject it)."""
+    try:
+        with Image.open(io.BytesIO(raw)) as image:  # header only
+            width, height = image.size
+            check_dimensions(width, height, limits)
+    except Exception:  # not an image, a bomb, too large...: prepare_image says why
+        return 0
+    return width * height
 
 
 def check_dimensions(width: int, height: int, limits: ImageLimits) -> None:
     """Reject empty and absurd sizes read from the image header."""
     if width <= 0 or height <= 0:
-        raise ApiError(422, f"image has no pixels ({width}x{height})")
+        raise ApiError(422, f"image has no pixels ({width}x{height})", reason="no_pixels")
     if width > limits.max_side or height > limits.max_side:
-        raise ApiError(422, f"image too large: {width}x{height}, limit {limits.max_side} pixels a side")
+        message = f"image too large: {width}x{height}, limit {limits.max_side} pixels a side"
+        raise ApiError(422, message, reason="image_too_large")
     if width * height > limits.max_pixels:
         raise ApiError(
-            422, f"image too large: {width}x{height} = {width * height} pixels, limit {limits.max_pixels}"
+            422,
+            f"image too large: {width}x{height} = {width * height} pixels, limit {limits.max_pixels}",
+            reason="image_too_large",
         )
 
 
@@ -120,7 +188,8 @@ def normalise(image: Image.Image) -> Image.Image:
     try:
         return image.convert("RGB")
     except ValueError as error:
-        raise ApiError(415, f"unsupported colour mode {image.mode}: {error}") from None
+        message = f"unsupported colour mode {image.mode}: {error}"
+        raise ApiError(415, message, reason="unsupported_mode") from None
 
 
 def _to_eight_bit(image: Image.Image) -> Image.Image:

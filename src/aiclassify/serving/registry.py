@@ -1,17 +1,21 @@
 """The served models: each a :class:`~aiclassify.predict.Predictor` behind a batching queue.
 
 A :class:`ServedModel` loads its predictor (``Predictor.load``) unless one was injected, checks it
-with a warm-up call and then scores images through its :class:`~.batching.BatchQueue`.
+with a warm-up call and then scores images through its :class:`~.batching.BatchQueue`: each
+image is prepared (decoded into model input) in the caller's thread, and only prepared inputs
+are queued, so the batch's worker does nothing but run the model.
 Calibration, thresholds and labels are the predictor's; this module only turns its errors into
 HTTP statuses. The :class:`ModelRegistry` holds every configured model and loads them in order.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime
 from pathlib import Path
@@ -29,7 +33,7 @@ from aiclassify.predict import (
     Verdict,
 )
 from aiclassify.serving.batching import BatchQueue
-from aiclassify.serving.errors import ApiError
+from aiclassify.serving.errors import ApiError, quoted, shorten
 from aiclassify.serving.explanations import Explainer
 
 logger = logging.getLogger("aiclassify.serving.registry")
@@ -85,8 +89,15 @@ class ServedModel:
         """Whether the model is a demo model (trained on synthetic toy images)."""
         return self.predictor.is_demo if self.predictor is not None else False
 
-    def load(self, max_batch_size: int = 32, max_wait_s: float = 0.005) -> None:
-        """Load (unless injected), answer a warm-up call, start batching; on failure the state is END."""
+    def load(
+        self,
+        max_batch_size: int = 32,
+        max_wait_s: float = 0.005,
+        on_batch: Callable[[str, int], None] | None = None,
+    ) -> None:
+        """Load (unless injected), answer a warm-up call, start batching; on failure the state is END.
+
+        ``on_batch(model name, batch size)`` is called for every batch scored (for ``/metrics``)."""
         started = time.perf_counter()
         try:
             if self.predictor is None:
@@ -95,7 +106,10 @@ class ServedModel:
             probability = float(self.predictor.probabilities([warmup_image()])[0])
             if not 0.0 <= probability <= 1.0:
                 raise ValueError(f"warm-up call returned {probability}, not a probability")
-            self.batcher = BatchQueue(self.predictor.probabilities, max_batch_size, max_wait_s, self.name)
+            report = None if on_batch is None else functools.partial(on_batch, self.name)
+            self.batcher = BatchQueue(
+                self.predictor.score_prepared, max_batch_size, max_wait_s, self.name, on_batch=report
+            )
         except Exception as error:
             self.state, self.error = END, f"{type(error).__name__}: {error}"
             logger.exception("Model %s (%s) failed to load", self.name, self.source)
@@ -116,7 +130,10 @@ class ServedModel:
         try:
             return self.predictor.threshold_for(target_fpr, operating_point)
         except UnknownOperatingPointError as error:
-            raise ApiError(422, f"model {self.name!r}: {error}") from None
+            message = str(error)  # names the point asked for whole: cut it to what errors quote
+            if operating_point:
+                message = message.replace(operating_point, shorten(operating_point), 1)
+            raise ApiError(422, f"model {self.name!r}: {message}", reason="no_operating_point") from None
 
     def verdict(
         self,
@@ -138,30 +155,50 @@ class ServedModel:
         """The predictor's warnings for one uploaded image (Pillow only, never raises)."""
         return self.predictor.image_warnings(image)
 
-    def score(self, images: list[bytes], timeout_s: float) -> list[float | Exception]:
-        """Raw model probabilities through the batching queue; an input that failed gets its error."""
+    def prepare(self, image: bytes) -> Any:
+        """The model's input for one uploaded image (:meth:`~aiclassify.predict.Predictor.prepare`),
+        decoded in the caller's thread, outside the batch; raises the decoder's error (TensorFlow's
+        InvalidArgumentError) on an image it cannot decode."""
+        if self.state != AVAILABLE or self.predictor is None:
+            raise ApiError(
+                503, f"model {self.name!r} is not loaded ({self.state.lower()})", reason="model_not_loaded"
+            )
+        return self.predictor.prepare([image])[0]
+
+    def score(self, inputs: list[Any], timeout_s: float) -> list[float | Exception]:
+        """Raw model probabilities of prepared inputs (:meth:`prepare`) through the batching queue; an
+        input that failed gets its error. On a timeout (503) the request's inputs still queued are
+        cancelled: the worker skips them."""
         if self.state != AVAILABLE or self.batcher is None:
-            raise ApiError(503, f"model {self.name!r} is not loaded ({self.state.lower()})")
-        futures = [self.batcher.submit(image) for image in images]
+            raise ApiError(
+                503, f"model {self.name!r} is not loaded ({self.state.lower()})", reason="model_not_loaded"
+            )
+        futures = [self.batcher.submit(item) for item in inputs]
         deadline = time.monotonic() + timeout_s
         results: list[float | Exception] = []
         for future in futures:
             try:
                 results.append(float(future.result(timeout=max(0.0, deadline - time.monotonic()))))
             except FutureTimeout:
-                raise ApiError(503, f"model {self.name!r} did not answer within {timeout_s:g} s") from None
+                for pending in futures:
+                    pending.cancel()
+                raise ApiError(
+                    503, f"model {self.name!r} did not answer within {timeout_s:g} s", reason="model_timeout"
+                ) from None
             except Exception as error:
                 results.append(error)
         return results
 
-    def explain(self, image: bytes) -> dict[str, Any]:
-        """A Grad-CAM explanation of one image; 422 when the model cannot explain."""
+    def explain(self, image: bytes, max_side: int | None = None) -> dict[str, Any]:
+        """A Grad-CAM explanation of one image, its overlay at most ``max_side`` pixels a side;
+        422 when the model cannot explain."""
         if self._explainer is None:
             self._explainer = Explainer(self.predictor)
         try:
-            return self._explainer.explain(image)
+            return self._explainer.explain(image, max_side)
         except ExplanationUnavailableError as error:
-            raise ApiError(422, f"model {self.name!r} cannot explain its predictions: {error}") from None
+            message = f"model {self.name!r} cannot explain its predictions: {error}"
+            raise ApiError(422, message, reason="cannot_explain") from None
 
     def describe(self) -> dict[str, Any]:
         """Name, version, what the run's metadata says, and the thresholds in use (with their file)."""
@@ -195,13 +232,20 @@ class ModelRegistry:
         self.default_name = default_name
         self._loaded = threading.Event()
 
-    def start(self, background: bool, max_batch_size: int, max_wait_s: float) -> None:
-        """Load every model, in a daemon thread when ``background``."""
+    def start(
+        self,
+        background: bool,
+        max_batch_size: int,
+        max_wait_s: float,
+        on_batch: Callable[[str, int], None] | None = None,
+    ) -> None:
+        """Load every model, in a daemon thread when ``background``; ``on_batch`` as in
+        :meth:`ServedModel.load`."""
 
         def load_all() -> None:
             try:
                 for model in self.models.values():
-                    model.load(max_batch_size, max_wait_s)
+                    model.load(max_batch_size, max_wait_s, on_batch)
             finally:
                 self._loaded.set()
 
@@ -223,7 +267,8 @@ class ModelRegistry:
         name = name or self.default_name
         if name not in self.models:
             known = ", ".join(self.models) or "none"
-            raise ApiError(404, f"unknown model {name!r}; this server has: {known}")
+            message = f"unknown model {quoted(name)}; this server has: {known}"
+            raise ApiError(404, message, reason="unknown_model")
         return self.models[name]
 
     def get(self, name: str | None) -> ServedModel:
@@ -231,7 +276,8 @@ class ModelRegistry:
         model = self.find(name)
         if model.state != AVAILABLE:
             detail = f": {model.error}" if model.error else ""
-            raise ApiError(503, f"model {model.name!r} is not loaded ({model.state.lower()}){detail}")
+            message = f"model {model.name!r} is not loaded ({model.state.lower()}){detail}"
+            raise ApiError(503, message, reason="model_not_loaded")
         return model
 
     def close(self) -> None:

@@ -1,18 +1,27 @@
-"""The service's own endpoints: ``/predict``, ``/healthz``, ``/readyz`` and ``/openapi.json``."""
+"""The service's own endpoints: ``/predict``, ``/healthz``, ``/readyz``, ``/openapi.json``, ``/metrics``."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 from spectree import Response
 
 from aiclassify.serving import tfserving
-from aiclassify.serving.apispec import NO_KEY, api, openapi_document, responses
+from aiclassify.serving.apispec import (
+    ERROR_REASONS,
+    NO_KEY,
+    PlainTextResponse,
+    api,
+    openapi_document,
+    responses,
+)
 from aiclassify.serving.errors import ApiError
+from aiclassify.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from aiclassify.serving.registry import ServedModel
 from aiclassify.serving.schemas import (
+    Error,
     Health,
     OpenApiDocument,
     PredictForm,
@@ -44,10 +53,13 @@ def healthz():
     security=NO_KEY,
 )
 def readyz():
-    """Every model is loaded and answered a warm-up call (200), or not yet (503)."""
+    """Every model is loaded and answered a warm-up call (200), or not yet (503). A model's load error
+    (which may name paths) is shown only to a caller that sent the valid `X-API-Key`; otherwise `error`
+    is null, and the error is in the server log and `GET /v1/models/<name>`."""
     registry = serving_state().registry
+    show_errors = g.get("api_key_valid", False)
     models = {
-        name: {"state": m.state, "version": m.version, "error": m.error or None}
+        name: {"state": m.state, "version": m.version, "error": (m.error or None) if show_errors else None}
         for name, m in registry.models.items()
     }
     ready = registry.ready()
@@ -59,6 +71,24 @@ def readyz():
 def openapi_json():
     """This document: the OpenAPI 3.1 description of the API."""
     return jsonify(openapi_document())
+
+
+@blueprint.get("/metrics")
+@api.validate(
+    resp=PlainTextResponse(
+        HTTP_200=(None, "Prometheus text exposition format 0.0.4"),
+        HTTP_401=(Error, ERROR_REASONS[401]),
+        HTTP_500=(Error, ERROR_REASONS[500]),
+    )
+)
+def metrics():
+    """Prometheus metrics of this worker process.
+
+    Requests by route (URL rule) and status, latency, batch sizes, refused requests by reason, image
+    decode time, explanations in progress, and the process's memory and CPU, in the Prometheus text
+    format. Needs `X-API-Key` when the server has a key.
+    """
+    return current_app.response_class(serving_state().metrics.render(), content_type=METRICS_CONTENT_TYPE)
 
 
 @blueprint.post("/predict")
@@ -82,14 +112,18 @@ def predict():
     model = state.registry.get(parameters.model)
     threshold, point = model.threshold_for(parameters.target_fpr, parameters.operating_point)
     uploads = _collect_uploads(state.settings.max_images)
-    scored = score_uploads(model, uploads, state.limits, state.settings.request_timeout_s)
+    scored = score_uploads(
+        model, uploads, state.limits, state.settings.request_timeout_s, state.metrics.observe_decode
+    )
     predictions = [
         _prediction(index, upload, item, model, threshold, point)
         for index, (upload, item) in enumerate(zip(uploads, scored, strict=True))
     ]
     if parameters.explain:
-        for prediction, item in zip(predictions, scored, strict=True):
-            prediction["explanation"] = model.explain(item.image.data)
+        with state.explanation_slots.hold():  # at most max_concurrent_explanations at once
+            for prediction, item in zip(predictions, scored, strict=True):
+                explanation = model.explain(item.image.data, state.settings.max_explanation_side)
+                prediction["explanation"] = explanation
     return jsonify(
         {
             "model": _model_summary(model),
@@ -128,9 +162,11 @@ def _collect_uploads(max_images: int) -> list[Upload]:
             400,
             "no image: send multipart field 'file' (repeatable) or 'files', "
             'or JSON {"images": [{"b64": "..."}]}',
+            reason="no_image",
         )
     if len(uploads) > max_images:
-        raise ApiError(400, f"too many images: {len(uploads)}, at most {max_images} per request")
+        message = f"too many images: {len(uploads)}, at most {max_images} per request"
+        raise ApiError(400, message, reason="too_many_images")
     return uploads
 
 

@@ -12,9 +12,11 @@ puts the parameter's name in front of the messages raised here.
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -22,6 +24,7 @@ from pydantic import (
     PlainValidator,
     RootModel,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 from werkzeug.datastructures import FileStorage
@@ -30,6 +33,7 @@ from aiclassify import LABEL_NAMES
 from aiclassify.evidence import DECLARED, SOURCES, STRENGTHS
 from aiclassify.predict.band import VERDICTS
 from aiclassify.predict.diagnostics import WARNING_CODES
+from aiclassify.serving.errors import quoted, shorten
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
@@ -37,6 +41,21 @@ FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 # An empty image list is rejected by the view after it has found the model, so that an unknown model
 # is a 404 whatever the body; the document still says at least one.
 AT_LEAST_ONE = {"minItems": 1}
+TF_SERVING_FORMATS = ("instances", "inputs")  # a TF Serving request has exactly one
+UPLOAD_FIELDS = ("file", "files")  # a /predict form has at least one file, in either
+NULL, EMPTY = {"type": "null"}, {"const": ""}  # schemas of a null value and of an empty one
+ANNOTATION_KEYWORDS = ("title", "description", "default", "examples")
+
+# Base64 as the server reads it: the standard or URL-safe alphabet (mixed is fine), ASCII whitespace
+# anywhere (line-wrapped output of `base64`), padding optional, never empty. BASE64_PATTERN says so in
+# the document; _base64 checks the same without a regular expression walking every character.
+_B64, _SPACE = "[A-Za-z0-9+/_-]", "[ \\t\\r\\n]*"
+_QUAD = f"(?:{_B64}{_SPACE}){{4}}"
+_TAIL = f"(?:{_B64}{_SPACE}){{2}}(?:={_SPACE}){{0,2}}|(?:{_B64}{_SPACE}){{3}}(?:={_SPACE})?"
+BASE64_PATTERN = f"^{_SPACE}(?:{_QUAD})*(?:{_QUAD}|{_TAIL})$"
+BASE64_ALPHABET = re.compile("[A-Za-z0-9+/_-]*")
+ASCII_WHITESPACE = str.maketrans("", "", " \t\r\n")
+MOST_PADDING = {0: 0, 2: 2, 3: 1}  # "=" allowed after the data, by its length modulo 4 (1 is never valid)
 ModelState = Literal["LOADING", "AVAILABLE", "END"]  # TensorFlow Serving's state names
 Label = Literal[LABEL_NAMES]
 VerdictName = Literal[VERDICTS]
@@ -49,14 +68,24 @@ Declared = Literal[DECLARED]
 def _fraction(value: Any) -> float:
     """A number strictly between 0 and 1, from a number or its text."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise ValueError(f"must be a number, not {value!r}")
+        raise ValueError(f"must be a number, not {quoted(value)}")
     try:
         number = float(value)
     except ValueError:
-        raise ValueError(f"must be a number, not {value!r}") from None
+        raise ValueError(f"must be a number, not {quoted(value)}") from None
     if not (math.isfinite(number) and 0.0 < number < 1.0):
-        raise ValueError(f"must be between 0 and 1, not {value}")
+        raise ValueError(f"must be between 0 and 1, not {shorten(str(value))}")
     return number
+
+
+def _base64(value: str) -> str:
+    """``value`` when it is base64 as :data:`BASE64_PATTERN` says (the view decodes it)."""
+    text = value.translate(ASCII_WHITESPACE)
+    data = text.rstrip("=")
+    padding = len(text) - len(data)
+    if not (data and BASE64_ALPHABET.fullmatch(data) and padding <= MOST_PADDING.get(len(data) % 4, -1)):
+        raise ValueError("must be base64 (standard or URL-safe alphabet, padding optional), not empty")
+    return value
 
 
 def _flag(value: Any) -> bool:
@@ -66,7 +95,7 @@ def _flag(value: Any) -> bool:
     word = str(value).strip().lower() if isinstance(value, (str, int)) else None
     if word in TRUE_WORDS | FALSE_WORDS:
         return word in TRUE_WORDS
-    raise ValueError(f"must be true or false, not {value!r}")
+    raise ValueError(f"must be true or false, not {quoted(value)}")
 
 
 def _file(value: Any) -> FileStorage:
@@ -84,7 +113,9 @@ def _as_list(value: Any) -> list[Any]:
 Fraction = Annotated[float, Field(gt=0, lt=1), BeforeValidator(_fraction)]
 Flag = Annotated[bool, BeforeValidator(_flag)]
 UploadedFile = Annotated[
-    FileStorage, PlainValidator(_file), WithJsonSchema({"type": "string", "format": "binary"})
+    FileStorage,
+    PlainValidator(_file),
+    WithJsonSchema({"type": "string", "format": "binary", "minLength": 1}),  # an empty file is a 400
 ]
 UploadedFiles = Annotated[list[UploadedFile], BeforeValidator(_as_list)]
 
@@ -95,14 +126,43 @@ class Closed(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _parameter_values(schema: dict[str, Any], nullable: bool) -> None:
+    """The document's optional parameters as :class:`Parameters` reads them: an empty value is left out
+    too (so ``target_fpr=`` is no number, but valid), and null only where ``nullable`` (in JSON; in a
+    query string or form ``null`` is the text "null", and left out has no null default)."""
+    for name, field in schema.get("properties", {}).items():
+        if name in UPLOAD_FIELDS or name in schema.get("required", []):
+            continue
+        annotations = {key: field.pop(key) for key in ANNOTATION_KEYWORDS if key in field}
+        branches = field.pop("anyOf", None) or [dict(field)]
+        field.clear()
+        if not nullable:
+            branches = [branch for branch in branches if branch != NULL]
+            annotations.pop("default", None)
+        if not any(branch.get("type") == "string" for branch in branches):
+            branches.append(EMPTY)
+        field.update(branches[0] if len(branches) == 1 else {"anyOf": branches}, **annotations)
+
+
+def _given_or_left_out(schema: dict[str, Any]) -> None:
+    """A query string's or form's parameters: a value, empty or left out, never null."""
+    _parameter_values(schema, nullable=False)
+
+
+def _given_null_or_left_out(schema: dict[str, Any]) -> None:
+    """A JSON body's parameters: a value, empty, null or left out."""
+    _parameter_values(schema, nullable=True)
+
+
 class Parameters(BaseModel):
-    """Request parameters; unknown ones are ignored and an empty one counts as absent."""
+    """Request parameters; unknown ones are ignored and an empty one counts as absent (an empty form
+    field in place of a file is no file, though: a 400)."""
 
     @model_validator(mode="before")
     @classmethod
     def _drop_empty(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            return {key: value for key, value in data.items() if value != ""}
+            return {key: value for key, value in data.items() if value != "" or key in UPLOAD_FIELDS}
         return data
 
 
@@ -111,6 +171,8 @@ class Parameters(BaseModel):
 
 class PredictParameters(Parameters):
     """What ``/predict`` takes in the query string, as form fields or as JSON keys (in that order)."""
+
+    model_config = ConfigDict(json_schema_extra=_given_or_left_out)
 
     model: str | None = Field(
         None, description="model name (e.g. faces, general); default AICLASSIFY_DEFAULT_MODEL"
@@ -128,22 +190,51 @@ class PredictParameters(Parameters):
         "run directory has no model.keras)",
     )
 
+    @field_validator("model", "target_fpr", "operating_point", "explain", mode="before")
+    @classmethod
+    def _one_value(cls, value: Any) -> Any:
+        """A parameter given more than once (``?model=&model=faces`` reads as a list) is a 400 naming it,
+        never its first value."""
+        if isinstance(value, list):
+            raise ValueError(f"must be given once, as one value, not {quoted(value)}")
+        return value
+
+
+def _form_with_files(schema: dict[str, Any]) -> None:
+    """The document's ``/predict`` form: parameters given or left out, and at least one file, in
+    ``file`` or ``files`` (the view answers 400 "no image" otherwise)."""
+    _given_or_left_out(schema)
+    schema["anyOf"] = [{"required": [name]} for name in UPLOAD_FIELDS]
+
 
 class PredictForm(PredictParameters):
     """``/predict`` as ``multipart/form-data``: image files in ``file`` (repeatable) or ``files``."""
 
-    file: UploadedFiles = Field(default_factory=list, description="image files, in order")
-    files: UploadedFiles = Field(default_factory=list, description="more image files, after those of file")
+    model_config = ConfigDict(json_schema_extra=_form_with_files)
+
+    file: UploadedFiles = Field(
+        default_factory=list, description="image files, in order", json_schema_extra=AT_LEAST_ONE
+    )
+    files: UploadedFiles = Field(
+        default_factory=list,
+        description="more image files, after those of file",
+        json_schema_extra=AT_LEAST_ONE,
+    )
 
 
 class Base64Image(BaseModel):
     """One encoded image file as base64 (standard or URL-safe alphabet, padding optional)."""
 
-    b64: str = Field(description="base64 of the encoded image file")
+    b64: Annotated[str, AfterValidator(_base64)] = Field(
+        description="base64 of the encoded image file",
+        json_schema_extra={"contentEncoding": "base64", "pattern": BASE64_PATTERN},
+    )
 
 
 class PredictJsonRequest(PredictParameters):
-    """``/predict`` as JSON."""
+    """``/predict`` as JSON (where a parameter may also be null: left out)."""
+
+    model_config = ConfigDict(json_schema_extra=_given_null_or_left_out)
 
     images: list[Base64Image] = Field(json_schema_extra=AT_LEAST_ONE, description="the images, in order")
 
@@ -160,12 +251,23 @@ class ImageBytesColumn(BaseModel):
     image_bytes: list[Base64Image] = Field(json_schema_extra=AT_LEAST_ONE)
 
 
-class TFServingPredictRequest(Parameters):
-    """TensorFlow Serving's Predict request: ``instances`` (row format) or ``inputs`` (columnar)."""
+def _exactly_one_format(schema: dict[str, Any]) -> None:
+    """The document's TF Serving request: ``instances`` or ``inputs``, never both nor neither, and neither
+    of them null (left out is not null: no null default)."""
+    schema["oneOf"] = [{"required": [name]} for name in TF_SERVING_FORMATS]
+    for name in TF_SERVING_FORMATS:
+        schema["properties"][name].pop("default", None)
 
-    signature_name: Literal["serving_default"] | None = None
-    instances: list[Base64Image | ImageBytes] | None = Field(None, json_schema_extra=AT_LEAST_ONE)
-    inputs: list[Base64Image] | ImageBytesColumn | None = None
+
+class TFServingPredictRequest(BaseModel):
+    """TensorFlow Serving's Predict request: exactly one of ``instances`` (row format) and ``inputs``
+    (columnar)."""
+
+    model_config = ConfigDict(json_schema_extra=_exactly_one_format)
+
+    signature_name: Literal["serving_default", ""] | None = Field(None, description="empty: serving_default")
+    instances: list[Base64Image | ImageBytes] = Field(None, json_schema_extra=AT_LEAST_ONE)
+    inputs: list[Base64Image] | ImageBytesColumn = Field(None, json_schema_extra=AT_LEAST_ONE)
 
     @model_validator(mode="after")
     def _one_format(self) -> TFServingPredictRequest:
@@ -201,7 +303,10 @@ class ModelReadiness(Closed):
 
     state: ModelState
     version: str
-    error: str | None
+    error: str | None = Field(
+        description="Why the model failed to load; only for a caller that sent the valid X-API-Key, "
+        "else null (the error is in the server log and GET /v1/models/{name})"
+    )
 
 
 class Ready(Closed):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 DEFAULT_MODELS = "faces=runs/demo,general=runs/demo-general"
+MIN_FORM_FIELD_KB = 128.0  # Werkzeug's multipart parser holds up to 64 KB of a part at a time
 
 
 class SettingsError(ValueError):
@@ -25,20 +26,36 @@ class ServerSettings:
 
     models: tuple[tuple[str, str], ...] = ()  # (name, run directory or SavedModel path)
     default_model: str = ""  # empty: the first configured model
-    max_upload_mb: float = 16.0  # whole request body (MAX_CONTENT_LENGTH)
+    max_upload_mb: float = 16.0  # whole request body (MAX_CONTENT_LENGTH), with or without Content-Length
+    max_form_field_kb: float = 256.0  # one non-file multipart field (MAX_FORM_MEMORY_SIZE), >= 128
+    max_form_parts: int = 64  # parts of one multipart body (MAX_FORM_PARTS), more than max_images
+    max_url_bytes: int = 4096  # request target (path and query) as sent; the app answers 414 above it
+    max_header_bytes: int = 4096  # one header field, name and value; the app answers 431 above it
+    socket_timeout_s: float = 10.0  # gunicorn: longest silence of a client while reading or writing
     max_images: int = 32  # images in one request
     max_image_pixels: int = 40_000_000  # width * height, checked from the header before decoding
     max_image_side: int = 16_384  # pixels, either side
+    max_jpeg_scans: int = 100  # scans of one JPEG, counted before decoding (progressive: about 10)
+    max_request_pixels: int = 200_000_000  # width * height summed over a request, from the headers
+    decode_budget_s: float = 10.0  # CPU seconds a request may spend decoding and preparing its images
     api_key: str = ""  # empty: no key required
     max_batch_size: int = 32
     max_batch_wait_ms: float = 5.0
     request_timeout_s: float = 30.0
+    max_explanation_side: int = 1024  # pixels: explain=true overlays are scaled down to this a side
+    max_concurrent_explanations: int = 2  # requests explaining at once (each holds a decoded image)
+    explanation_wait_s: float = 10.0  # a request over that limit waits this long for a turn, then 503
     background_loading: bool = True  # load models in a thread so /healthz answers at once
 
     @property
     def max_content_length(self) -> int:
         """The request body limit in bytes."""
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def max_form_memory_size(self) -> int:
+        """The limit on one non-file multipart field in bytes."""
+        return int(self.max_form_field_kb * 1024)
 
     @property
     def model_names(self) -> tuple[str, ...]:
@@ -104,9 +121,29 @@ def load_settings(
 
 def validate(settings: ServerSettings) -> ServerSettings:
     """Check limits and the default model; fill in the default model when empty."""
+    for name in ("max_explanation_side", "max_concurrent_explanations"):
+        if getattr(settings, name) <= 0:
+            raise SettingsError(f"{name} must be positive")
+    if settings.explanation_wait_s < 0:
+        raise SettingsError("explanation_wait_s must not be negative")
     for name in ("max_upload_mb", "max_images", "max_image_pixels", "max_image_side", "max_batch_size"):
         if getattr(settings, name) <= 0:
             raise SettingsError(f"{name} must be positive")
+    for name in ("max_form_parts", "max_url_bytes", "max_header_bytes", "socket_timeout_s"):
+        if getattr(settings, name) <= 0:
+            raise SettingsError(f"{name} must be positive")
+    if settings.max_form_field_kb < MIN_FORM_FIELD_KB:
+        raise SettingsError(
+            f"max_form_field_kb must be at least {MIN_FORM_FIELD_KB:g}: the multipart parser buffers "
+            "64 KB of file data at a time under this limit too"
+        )
+    for name in ("max_jpeg_scans", "decode_budget_s"):
+        if getattr(settings, name) <= 0:
+            raise SettingsError(f"{name} must be positive")
+    if settings.max_request_pixels < settings.max_image_pixels:
+        raise SettingsError("max_request_pixels must be at least max_image_pixels (one largest image)")
+    if settings.max_form_parts <= settings.max_images:
+        raise SettingsError("max_form_parts must be larger than max_images (a part per image, and fields)")
     if settings.default_model and settings.models and settings.default_model not in settings.model_names:
         raise SettingsError(
             f"default model {settings.default_model!r} is not one of {list(settings.model_names)}"

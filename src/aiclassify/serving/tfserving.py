@@ -10,13 +10,12 @@ return for the same SavedModel (no calibration: that is ``/predict``'s job). Err
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Blueprint, jsonify, request
 
-from aiclassify.serving.apispec import api, responses, validate_body
-from aiclassify.serving.errors import ApiError
+from aiclassify.serving.apispec import URL_CONVERTERS, api, responses, validate_body
+from aiclassify.serving.errors import ApiError, shorten
 from aiclassify.serving.registry import END, ServedModel
 from aiclassify.serving.schemas import (
     ModelMetadata,
@@ -35,17 +34,23 @@ OUTPUT_KEY = "probability_ai"
 PATH_PARAMETERS = {"name": "the model's name (e.g. faces)", "version": "the model's version"}
 
 
+@blueprint.record_once
+def _register_url_converters(state) -> None:
+    """``<segment:...>`` (no ``:`` in a name or version), known to the app before the routes below."""
+    state.app.url_map.converters.update(URL_CONVERTERS)
+
+
 def _model(name: str, version: str | None, need_loaded: bool) -> ServedModel:
     """The named model at ``version`` (any when None): 404 when there is none, 503 when not loaded."""
     registry = serving_state().registry
     model = registry.get(name) if need_loaded else registry.find(name)
     if version is not None and version != model.version:
-        raise ApiError(404, f"Servable not found for request: Specific({name}, {version})")
+        raise ApiError(404, f"Servable not found for request: Specific({name}, {shorten(version)})")
     return model
 
 
-@blueprint.get("/v1/models/<name>")
-@blueprint.get("/v1/models/<name>/versions/<version>")
+@blueprint.get("/v1/models/<segment:name>")
+@blueprint.get("/v1/models/<segment:name>/versions/<segment:version>")
 @api.validate(
     resp=responses(ModelStatus, "The version's state", 401, 404, 500),
     path_parameter_descriptions=PATH_PARAMETERS,
@@ -67,8 +72,8 @@ def model_status(name: str, version: str | None = None):
     )
 
 
-@blueprint.get("/v1/models/<name>/metadata")
-@blueprint.get("/v1/models/<name>/versions/<version>/metadata")
+@blueprint.get("/v1/models/<segment:name>/metadata")
+@blueprint.get("/v1/models/<segment:name>/versions/<segment:version>/metadata")
 @api.validate(
     resp=responses(ModelMetadata, "Signatures, run metadata and thresholds", 401, 404, 500, 503),
     path_parameter_descriptions=PATH_PARAMETERS,
@@ -107,8 +112,8 @@ def signature_def() -> dict[str, Any]:
     }
 
 
-@blueprint.post("/v1/models/<name>:predict")
-@blueprint.post("/v1/models/<name>/versions/<version>:predict")
+@blueprint.post("/v1/models/<segment:name>:predict")
+@blueprint.post("/v1/models/<segment:name>/versions/<segment:version>:predict")
 @api.validate(
     json=TFServingPredictRequest,
     resp=responses(
@@ -130,18 +135,18 @@ def model_predict(name: str, version: str | None = None):
         raise ApiError(400, 'instances must be a non-empty list of {"b64": "..."} objects')
     if len(uploads) > state.settings.max_images:
         raise ApiError(400, f"too many instances: {len(uploads)}, at most {state.settings.max_images}")
-    scored = score_uploads(model, uploads, state.limits, state.settings.request_timeout_s)
+    scored = score_uploads(
+        model, uploads, state.limits, state.settings.request_timeout_s, state.metrics.observe_decode
+    )
     return jsonify({key: [item.probability for item in scored]})
 
 
 def _request_body() -> TFServingPredictRequest:
-    """The validated body: spectree's for a JSON request, else the body parsed as JSON here."""
+    """The validated body: spectree's for a JSON request, else the body parsed as JSON here (400 when it
+    is not valid JSON, as for any JSON body)."""
     if request.context.json is not None:
         return request.context.json
-    try:
-        body = json.loads(request.get_data() or b"null")
-    except ValueError:
-        body = None
+    body = request.get_json(force=True)
     if not isinstance(body, dict):
         raise ApiError(400, "the request body is not a JSON object")
     return validate_body(TFServingPredictRequest, body)

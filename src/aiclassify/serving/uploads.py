@@ -1,4 +1,11 @@
-"""From uploaded bytes to raw model probabilities: shared by ``/predict`` and the TF Serving API."""
+"""From uploaded bytes to raw model probabilities: shared by ``/predict`` and the TF Serving API.
+
+Everything that decodes happens in the request's own thread, within the request's decode budget
+(:mod:`aiclassify.serving.decode_budget`): the request's pixels are counted from the headers first,
+then each image is checked by Pillow (:mod:`aiclassify.serving.images`) and decoded into the model's
+input (:meth:`aiclassify.predict.Predictor.prepare`). Only prepared inputs go to the model's shared
+batching queue, so a costly image delays its own request and no other.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +13,14 @@ import base64
 import binascii
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
-from aiclassify.serving.errors import ApiError
-from aiclassify.serving.images import ImageLimits, PreparedImage, prepare_image
+from aiclassify.serving.decode_budget import DecodeClock
+from aiclassify.serving.errors import ApiError, shorten
+from aiclassify.serving.images import ImageLimits, PreparedImage, header_pixels, prepare_image
 from aiclassify.serving.registry import ServedModel
 
 
@@ -43,22 +54,74 @@ def decode_b64(text: str, where: str) -> bytes:
 
 def describe_upload(index: int, upload: Upload, count: int) -> str:
     """How error messages start for an image: ``image 2 (cat.png): ``, nothing for a lone unnamed one."""
-    name = f" ({upload.filename})" if upload.filename else ""
+    name = f" ({shorten(upload.filename)})" if upload.filename else ""
     return f"image {index}{name}: " if count > 1 or name else ""
 
 
-def prepare_all(uploads: list[Upload], limits: ImageLimits) -> list[tuple[PreparedImage, float]]:
-    """Validate and normalise every upload (with its preprocessing time in ms), or raise."""
+@contextmanager
+def naming_the_upload(index: int, uploads: list[Upload]) -> Iterator[None]:
+    """Start the message of an :class:`ApiError` raised inside the block with the upload it is about."""
+    try:
+        yield
+    except ApiError as error:
+        where = describe_upload(index, uploads[index], len(uploads))
+        raise ApiError(error.status, f"{where}{error.message}", reason=error.reason) from None
+
+
+def check_request_pixels(uploads: list[Upload], limits: ImageLimits) -> None:
+    """413 when the request's images have more pixels in all than the limit, read from their headers
+    before any is decoded (an image over its own limits is left to its own 422)."""
+    total = sum(header_pixels(upload.data, limits) for upload in uploads)
+    if total > limits.max_request_pixels:
+        message = (
+            f"too many pixels in one request: {total} in all, limit {limits.max_request_pixels}; "
+            "send fewer or smaller images"
+        )
+        raise ApiError(413, message, reason="request_too_many_pixels")
+
+
+def prepare_all(
+    uploads: list[Upload], limits: ImageLimits, clock: DecodeClock | None = None
+) -> list[tuple[PreparedImage, float]]:
+    """Validate and normalise every upload (with its preprocessing time in ms) within the request's
+    decode budget (``clock``; by default a fresh one), or raise."""
+    clock = clock or DecodeClock(limits.decode_budget_s)
+    check_request_pixels(uploads, limits)
     prepared = []
     for index, upload in enumerate(uploads):
         started = time.perf_counter()
-        try:
-            image = prepare_image(upload.data, limits)
-        except ApiError as error:
-            where = describe_upload(index, upload, len(uploads))
-            raise ApiError(error.status, f"{where}{error.message}") from None
+        with naming_the_upload(index, uploads), clock.image(index):
+            clock.check()
+            image = prepare_image(upload.data, limits, clock=clock)
         prepared.append((image, (time.perf_counter() - started) * 1000))
     return prepared
+
+
+def model_input(
+    model: ServedModel, upload: Upload, image: PreparedImage, limits: ImageLimits, clock: DecodeClock
+) -> tuple[PreparedImage, Any]:
+    """The model's input for one checked upload, decoded in this thread, and the image it came from.
+
+    Called inside ``clock.image(...)`` of this upload: the decode is not started when it would
+    overrun the budget, reckoning that it costs what Pillow's check of the image did. An image
+    passed on as uploaded that the model's decoder rejects is retried once as a normalised PNG; one
+    that still fails is a 422.
+    """
+    clock.check(upcoming_s=clock.spent_on_current())
+    try:
+        return image, model.prepare(image.data)
+    except Exception as error:
+        if not is_input_error(error):
+            raise
+        if image.converted:
+            raise ApiError(422, "the model could not decode this image", reason="undecodable") from error
+    image = prepare_image(upload.data, limits, force_png=True, clock=clock)
+    try:
+        return image, model.prepare(image.data)
+    except Exception as error:
+        if is_input_error(error):
+            raise ApiError(422, "the model could not decode this image", reason="undecodable") from error
+        raise
 
 
 def is_input_error(error: BaseException) -> bool:
@@ -70,24 +133,44 @@ def is_input_error(error: BaseException) -> bool:
 
 
 def score_uploads(
-    model: ServedModel, uploads: list[Upload], limits: ImageLimits, timeout_s: float
+    model: ServedModel,
+    uploads: list[Upload],
+    limits: ImageLimits,
+    timeout_s: float,
+    observe_decode: Callable[[float], None] | None = None,
 ) -> list[Scored]:
-    """Prepare and score ``uploads`` through ``model``'s batching queue.
+    """Prepare ``uploads`` in this thread within the decode budget, then score them through
+    ``model``'s batching queue. ``observe_decode`` is told each prepared image's check, decode and
+    preparation time, in seconds.
 
-    An image passed on as uploaded that the model's decoder rejects is retried once as a
-    normalised PNG; one that still fails is a 422.
+    An image passed on as uploaded that the model's decoder rejects (while preparing it, or, for a
+    model that decodes while it scores, in the batch) is retried once as a normalised PNG; one that
+    still fails is a 422.
     """
-    prepared = prepare_all(uploads, limits)
+    clock = DecodeClock(limits.decode_budget_s)
+    prepared = prepare_all(uploads, limits, clock)
+    inputs = []
+    for index, (image, preprocess_ms) in enumerate(prepared):
+        started = time.perf_counter()
+        with naming_the_upload(index, uploads), clock.image(index):
+            image, prepared_input = model_input(model, uploads[index], image, limits, clock)
+        prepared[index] = (image, preprocess_ms + (time.perf_counter() - started) * 1000)
+        inputs.append(prepared_input)
+        if observe_decode is not None:
+            observe_decode(prepared[index][1] / 1000)
     started = time.perf_counter()
-    results = model.score([image.data for image, _ in prepared], timeout_s)
+    results = model.score(inputs, timeout_s)
     retry = [
         i
         for i, r in enumerate(results)
         if isinstance(r, Exception) and is_input_error(r) and not prepared[i][0].converted
     ]
     if retry:
-        converted = [prepare_image(uploads[i].data, limits, force_png=True) for i in retry]
-        rescored = model.score([c.data for c in converted], timeout_s)
+        converted = []
+        for i in retry:
+            with naming_the_upload(i, uploads), clock.image(i):
+                converted.append(prepare_image(uploads[i].data, limits, force_png=True, clock=clock))
+        rescored = model.score([model.prepare(c.data) for c in converted], timeout_s)
         for i, image, result in zip(retry, converted, rescored, strict=True):
             prepared[i] = (image, prepared[i][1])
             results[i] = result
