@@ -579,7 +579,12 @@ def test_requests_without_a_usable_image(client, request_kwargs, status):
 
 def test_too_many_images_and_too_large_body(client):
     response = post_files(client, *[image_bytes()] * 33)
-    assert response.status_code == 400 and "too many" in response.get_json()["error"]
+    assert response.status_code == 413
+    assert "too many images: 33, at most 32" in assert_matches_openapi(response, "/predict")["error"]
+    instances = [{"b64": base64.b64encode(image_bytes()).decode()}] * 33
+    response = client.post("/v1/models/faces:predict", json={"instances": instances})
+    assert response.status_code == 413
+    assert "too many instances: 33" in assert_matches_openapi(response, "/v1/models/{name}:predict")["error"]
     response = post_files(client, b"\xff" * (2 * 1024 * 1024))  # limit is 1 MB in this app
     assert response.status_code == 413
     assert "1 MB" in assert_matches_openapi(response, "/predict")["error"]

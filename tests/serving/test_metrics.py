@@ -149,7 +149,7 @@ def test_refused_requests_are_counted_by_reason(app):
     files = {"file": [(io.BytesIO(image_bytes()), f"{i}.png") for i in range(3)]}
     assert (
         client.post("/predict", data=files, content_type="multipart/form-data", headers=AUTH).status_code
-        == 400
+        == 413  # more than max_images (2)
     )
     assert predict(client, query="?target_fpr=abc") == 400
     assert predict(client, b"not an image at all") == 422

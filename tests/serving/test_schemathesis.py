@@ -23,9 +23,11 @@ if PROFILE not in PROFILES:
 
 # The document says what a valid request is, but no schema says what an image is: a schema-valid
 # base64 string or file is mostly not a decodable image (422), or one in a format the model does not
-# serve (415). Only the operations that take images may answer a schema-valid request so; anything
-# else that rejects one (a 400 included) still fails positive_data_acceptance.
-IMAGE_STATUSES = ["2xx", "401", "403", "404", "409", "415", "422", "429", "5xx"]
+# serve (415). Nor can it bound what a deployment limits (AICLASSIFY_MAX_IMAGES images per request,
+# AICLASSIFY_MAX_REQUEST_PIXELS...): over one, 413. Only the operations that take images may answer a
+# schema-valid request so; anything else that rejects one (a 400 included) still fails
+# positive_data_acceptance.
+IMAGE_STATUSES = ["2xx", "401", "403", "404", "409", "413", "415", "422", "429", "5xx"]
 CONFIG = schemathesis.Config.from_dict(
     {
         # The API ignores query parameters it does not know (docs/api.md), which OpenAPI cannot say:

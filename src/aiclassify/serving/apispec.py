@@ -29,11 +29,13 @@ from aiclassify.serving.schemas import Error
 SECURITY_SCHEME = "apiKey"
 NO_KEY: list[Any] = []  # an operation's security when it never needs the key
 ERROR_REASONS = {
-    400: "Bad request: no image, empty file, bad JSON or base64, bad parameter, too many images",
+    400: "Bad request: no image, empty file, bad JSON or base64, bad parameter",
     401: "Missing or wrong X-API-Key (only when the server has a key)",
     404: "Unknown model (or version)",
-    413: "Request body larger than AICLASSIFY_MAX_UPLOAD_MB, or a multipart body over "
-    "AICLASSIFY_MAX_FORM_PARTS or AICLASSIFY_MAX_FORM_FIELD_KB (the message names the limit)",
+    413: "Request over a limit of this deployment (the message names it): body larger than "
+    "AICLASSIFY_MAX_UPLOAD_MB, a multipart body over AICLASSIFY_MAX_FORM_PARTS or "
+    "AICLASSIFY_MAX_FORM_FIELD_KB, more images than AICLASSIFY_MAX_IMAGES, more pixels than "
+    "AICLASSIFY_MAX_REQUEST_PIXELS or more decoding than AICLASSIFY_DECODE_BUDGET_S",
     415: "Image format the model does not serve (TIFF, ICO, PSD...)",
     422: "Not an image, truncated or corrupt, too large in pixels, no such operating point, "
     "or explain=true for a model that cannot explain",

@@ -166,7 +166,7 @@ def _collect_uploads(max_images: int) -> list[Upload]:
         )
     if len(uploads) > max_images:
         message = f"too many images: {len(uploads)}, at most {max_images} per request"
-        raise ApiError(400, message, reason="too_many_images")
+        raise ApiError(413, message, reason="too_many_images")
     return uploads
 
 

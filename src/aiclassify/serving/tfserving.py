@@ -134,7 +134,11 @@ def model_predict(name: str, version: str | None = None):
     if not uploads:
         raise ApiError(400, 'instances must be a non-empty list of {"b64": "..."} objects')
     if len(uploads) > state.settings.max_images:
-        raise ApiError(400, f"too many instances: {len(uploads)}, at most {state.settings.max_images}")
+        raise ApiError(
+            413,
+            f"too many instances: {len(uploads)}, at most {state.settings.max_images} per request",
+            reason="too_many_images",
+        )
     scored = score_uploads(
         model, uploads, state.limits, state.settings.request_timeout_s, state.metrics.observe_decode
     )
