@@ -242,3 +242,22 @@ def test_every_scored_image_records_its_decode_time(app):
     scraped = scrape(client)
     assert value(scraped, "aiclassify_image_decode_seconds_count") == 3
     assert value(scraped, "aiclassify_image_decode_seconds_sum") > 0
+
+
+def test_each_form_limit_is_counted_under_its_own_reason():
+    application = create_app(
+        {"background_loading": False, "max_images": 2, "max_form_parts": 4, "max_form_field_kb": 128},
+        predictors={"fake": FakePredictor()},
+    )
+    client = application.test_client()
+    parts = {"file": [(io.BytesIO(image_bytes()), f"{i}.png") for i in range(5)]}
+    response = client.post("/predict", data=parts, content_type="multipart/form-data")
+    assert response.status_code == 413 and "AICLASSIFY_MAX_FORM_PARTS" in response.get_json()["error"]
+    field = {"model": "x" * 200_000, "file": (io.BytesIO(image_bytes()), "a.png")}
+    response = client.post("/predict", data=field, content_type="multipart/form-data")
+    assert response.status_code == 413 and "AICLASSIFY_MAX_FORM_FIELD_KB" in response.get_json()["error"]
+    scraped = samples(client.get("/metrics").get_data(as_text=True))
+    assert value(scraped, "aiclassify_rejected_requests_total", reason="too_many_form_parts") == 1
+    assert value(scraped, "aiclassify_rejected_requests_total", reason="form_field_too_large") == 1
+    assert "body_too_large" not in label_values(scraped, "aiclassify_rejected_requests_total", "reason")
+    serving_state(application).registry.close()

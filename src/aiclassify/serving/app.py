@@ -31,7 +31,7 @@ from aiclassify.serving.request_limits import (
     body_stream,
     check_request_head,
     discard_unread_body,
-    too_large_message,
+    too_large,
 )
 from aiclassify.serving.settings import DEFAULT_MODELS, ServerSettings, load_settings, parse_models
 from aiclassify.serving.state import ServingState, serving_state
@@ -202,12 +202,14 @@ def _api_error(error: ApiError):
 
 
 def _http_error(error: HTTPException):
+    metrics = serving_state().metrics
+    if isinstance(error, RequestEntityTooLarge):
+        reason, message = too_large(error, request, serving_state().settings)
+        metrics.observe_rejection(reason)
+        return error_response(413, message)
     if error.code is not None and error.code < 500:
         disconnected = isinstance(error, ClientDisconnected)
-        reason = "client_disconnected" if disconnected else reason_for_status(error.code)
-        serving_state().metrics.observe_rejection(reason)
-    if isinstance(error, RequestEntityTooLarge):
-        return error_response(413, too_large_message(error, request, serving_state().settings))
+        metrics.observe_rejection("client_disconnected" if disconnected else reason_for_status(error.code))
     response = error_response(error.code or 500, error.description or error.name)
     valid_methods = getattr(error, "valid_methods", None)
     if valid_methods:

@@ -101,9 +101,13 @@ class PartCountingStream(io.RawIOBase):
         self._window = window[max(start, len(window) - needed + 1) :]
 
 
-def too_large_message(error: RequestEntityTooLarge, request: Request, settings: ServerSettings) -> str:
-    """What a 413 says: which limit the request went over, and the variable that sets it."""
-    body = f"request body larger than the {settings.max_upload_mb:g} MB limit (AICLASSIFY_MAX_UPLOAD_MB)"
+def too_large(error: RequestEntityTooLarge, request: Request, settings: ServerSettings) -> tuple[str, str]:
+    """Which limit a 413 request went over, as ``(reason, message)``: the short reason counted on
+    ``/metrics``, and what the answer says (the limit and the variable that sets it)."""
+    body = (
+        "body_too_large",
+        f"request body larger than the {settings.max_upload_mb:g} MB limit (AICLASSIFY_MAX_UPLOAD_MB)",
+    )
     if isinstance(error, BodyTooLarge) or request.mimetype != "multipart/form-data":
         return body
     try:
@@ -111,10 +115,14 @@ def too_large_message(error: RequestEntityTooLarge, request: Request, settings: 
     except RequestEntityTooLarge:
         return body
     if isinstance(stream, PartCountingStream) and stream.parts > settings.max_form_parts:
-        return f"multipart body with more than {settings.max_form_parts} parts (AICLASSIFY_MAX_FORM_PARTS)"
+        return (
+            "too_many_form_parts",
+            f"multipart body with more than {settings.max_form_parts} parts (AICLASSIFY_MAX_FORM_PARTS)",
+        )
     return (
+        "form_field_too_large",
         f"multipart form field (not a file) larger than the {settings.max_form_field_kb:g} KB limit "
-        "(AICLASSIFY_MAX_FORM_FIELD_KB)"
+        "(AICLASSIFY_MAX_FORM_FIELD_KB)",
     )
 
 
