@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from builders import FakePredictor, image_bytes, multipart_body
+from builders import FakePredictor, assert_matches_openapi, image_bytes, multipart_body, openapi_document
 
 from aiclassify.serving.app import create_app
 from aiclassify.serving.request_limits import PartCountingStream, read_at_most
@@ -75,6 +75,17 @@ def test_url_and_header_limits_answer_json(client):
     response = client.get("/healthz", headers={"X-Big": "a" * 4096})
     assert response.status_code == 431
     assert "'X-Big' longer than 4096 bytes (AICLASSIFY_MAX_HEADER_BYTES)" in response.get_json()["error"]
+
+
+def test_every_operation_declares_the_head_limits_it_enforces(client):
+    for path, operations in openapi_document()["paths"].items():
+        for method, operation in operations.items():
+            assert {"414", "431"} <= set(operation["responses"]), f"{method.upper()} {path}"
+    long_target = client.post("/predict?q=" + "a" * 4096, data=image_bytes(), content_type="image/png")
+    assert long_target.status_code == 414 and assert_matches_openapi(long_target, "/predict")["error"]
+    big_header = client.get("/v1/models/fake", headers={"X-Big": "a" * 4096})
+    assert big_header.status_code == 431
+    assert assert_matches_openapi(big_header, "/v1/models/{name}", "get")["error"]
 
 
 def test_every_answer_carries_the_security_headers(client):

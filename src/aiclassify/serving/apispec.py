@@ -36,9 +36,11 @@ ERROR_REASONS = {
     "AICLASSIFY_MAX_UPLOAD_MB, a multipart body over AICLASSIFY_MAX_FORM_PARTS or "
     "AICLASSIFY_MAX_FORM_FIELD_KB, more images than AICLASSIFY_MAX_IMAGES, more pixels than "
     "AICLASSIFY_MAX_REQUEST_PIXELS or more decoding than AICLASSIFY_DECODE_BUDGET_S",
+    414: "Request target (path and query) longer than AICLASSIFY_MAX_URL_BYTES",
     415: "Image format the model does not serve (TIFF, ICO, PSD...)",
     422: "Not an image, truncated or corrupt, too large in pixels, no such operating point, "
     "or explain=true for a model that cannot explain",
+    431: "A header field longer than AICLASSIFY_MAX_HEADER_BYTES",
     500: "Server error (logged)",
     503: "Model not loaded yet or failed to load, or timed out, or (explain=true) too many explanations "
     "in progress",
@@ -158,10 +160,20 @@ def _after(req, resp, error: ValidationError | None, instance, model_adapter) ->
         raise ResponseValidationError(f"{req.method} {req.path} answered against its schema: {problems}")
 
 
+HEAD_LIMIT_ERRORS = (414, 431)
+"""What every operation may answer: the request head limits are checked before any route runs."""
+
+
+def error_responses(*error_codes: int) -> dict[str, tuple[type[BaseModel], str]]:
+    """:class:`Error` with its reason for each of ``error_codes`` and :data:`HEAD_LIMIT_ERRORS`, as
+    spectree's ``Response`` keywords."""
+    return {f"HTTP_{code}": (Error, ERROR_REASONS[code]) for code in (*error_codes, *HEAD_LIMIT_ERRORS)}
+
+
 def responses(ok: type[BaseModel], description: str, *error_codes: int, **others: Any) -> Response:
-    """spectree's ``Response``: ``ok`` for 200, :class:`Error` for each of ``error_codes``."""
-    errors = {f"HTTP_{code}": (Error, ERROR_REASONS[code]) for code in error_codes}
-    return Response(HTTP_200=(ok, description), **errors, **others)
+    """spectree's ``Response``: ``ok`` for 200, :class:`Error` for each of ``error_codes`` and for the
+    request head limits every operation enforces."""
+    return Response(HTTP_200=(ok, description), **error_responses(*error_codes), **others)
 
 
 api = SpecTree(

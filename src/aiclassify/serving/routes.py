@@ -6,14 +6,13 @@ import time
 from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
-from spectree import Response
 
 from aiclassify.serving import tfserving
 from aiclassify.serving.apispec import (
-    ERROR_REASONS,
     NO_KEY,
     PlainTextResponse,
     api,
+    error_responses,
     openapi_document,
     responses,
 )
@@ -21,7 +20,6 @@ from aiclassify.serving.errors import ApiError
 from aiclassify.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from aiclassify.serving.registry import ServedModel
 from aiclassify.serving.schemas import (
-    Error,
     Health,
     OpenApiDocument,
     PredictForm,
@@ -41,7 +39,7 @@ ERRORS = (400, 401, 404, 413, 415, 422, 500, 503)
 
 
 @blueprint.get("/healthz")
-@api.validate(resp=Response(HTTP_200=(Health, "Alive")), security=NO_KEY)
+@api.validate(resp=responses(Health, "Alive"), security=NO_KEY)
 def healthz():
     """The process is alive."""
     return jsonify({"status": "ok"})
@@ -76,9 +74,7 @@ def openapi_json():
 @blueprint.get("/metrics")
 @api.validate(
     resp=PlainTextResponse(
-        HTTP_200=(None, "Prometheus text exposition format 0.0.4"),
-        HTTP_401=(Error, ERROR_REASONS[401]),
-        HTTP_500=(Error, ERROR_REASONS[500]),
+        HTTP_200=(None, "Prometheus text exposition format 0.0.4"), **error_responses(401, 500)
     )
 )
 def metrics():
