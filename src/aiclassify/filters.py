@@ -4,7 +4,8 @@ A filter is the model's first layer after the input, *before* ``Rescaling``: it 
 0-255 RGB pixels and returns 3 channels (on the same scale, or signed residuals for SRM), so
 training, evaluation, the exported SavedModel and serving all apply the same transform. Filters
 compute in float32 (also under mixed precision) and use reflect padding, so borders carry no
-artificial edges.
+artificial edges. They are written with ``keras.ops`` only, so they build and run on any Keras
+backend (TensorFlow, JAX, PyTorch).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import typing
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from aiclassify.config import FilterName
 
@@ -65,8 +66,8 @@ def _check_kernel_size(kernel_size: int) -> None:
         raise ValueError(f"kernel_size must be an odd integer >= 1. Received: kernel_size={kernel_size!r}")
 
 
-def _reflect_pad(images: tf.Tensor, pad: int) -> tf.Tensor:
-    return tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
+def _reflect_pad(images, pad: int):
+    return ops.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="reflect")
 
 
 class _Filter(keras.layers.Layer):
@@ -90,10 +91,10 @@ class GrayWorld(_Filter):
     """
 
     def call(self, inputs):
-        x = tf.cast(inputs, self.compute_dtype)
-        means = tf.reduce_mean(x, axis=(1, 2), keepdims=True)
-        target = tf.reduce_mean(means, axis=-1, keepdims=True)
-        return x * tf.math.divide_no_nan(target, means)
+        x = ops.cast(inputs, self.compute_dtype)
+        means = ops.mean(x, axis=(1, 2), keepdims=True)
+        target = ops.mean(means, axis=-1, keepdims=True)
+        return x * ops.divide_no_nan(target, means)
 
 
 @keras.saving.register_keras_serializable(package="aiclassify")
@@ -116,11 +117,12 @@ class GaussianBlur(_Filter):
         return (square / square.sum()).astype(np.float32)
 
     def call(self, inputs):
-        x = tf.cast(inputs, self.compute_dtype)
+        x = ops.cast(inputs, self.compute_dtype)
         channels = x.shape[-1]
-        kernel = tf.constant(np.repeat(self.kernel()[:, :, None, None], channels, axis=2), self.compute_dtype)
+        weights = np.repeat(self.kernel()[:, :, None, None], channels, axis=2)
+        kernel = ops.convert_to_tensor(weights, dtype=self.compute_dtype)
         padded = _reflect_pad(x, self.kernel_size // 2)
-        return tf.nn.depthwise_conv2d(padded, kernel, strides=[1, 1, 1, 1], padding="VALID")
+        return ops.depthwise_conv(padded, kernel, strides=1, padding="valid")
 
     def get_config(self):
         return {**super().get_config(), "sigma": self.sigma, "kernel_size": self.kernel_size}
@@ -136,13 +138,17 @@ class MedianBlur(_Filter):
         self.kernel_size = kernel_size
 
     def call(self, inputs):
-        x = tf.cast(inputs, self.compute_dtype)
+        x = ops.cast(inputs, self.compute_dtype)
         k = self.kernel_size
-        height, width = tf.shape(x)[1], tf.shape(x)[2]
         padded = _reflect_pad(x, k // 2)
-        shifted = [padded[:, i : i + height, j : j + width, :] for i in range(k) for j in range(k)]
-        window = tf.stack(shifted, axis=-1)  # (batch, height, width, channels, k*k)
-        largest = tf.math.top_k(window, k=k * k // 2 + 1, sorted=True).values
+        # Window offset i keeps padded rows i .. i + height - 1: it drops k - 1 - i rows at the end.
+        shifted = [
+            padded[:, i : (i - (k - 1)) or None, j : (j - (k - 1)) or None, :]
+            for i in range(k)
+            for j in range(k)
+        ]
+        window = ops.stack(shifted, axis=-1)  # (batch, height, width, channels, k*k)
+        largest, _ = ops.top_k(window, k=k * k // 2 + 1, sorted=True)
         return largest[..., -1]
 
     def get_config(self):
@@ -159,10 +165,12 @@ class SRMResidual(_Filter):
     """
 
     def call(self, inputs):
-        x = tf.cast(inputs, self.compute_dtype)
-        gray = tf.reduce_mean(x, axis=-1, keepdims=True)
-        kernel = tf.constant(np.transpose(SRM_KERNELS, (1, 2, 0))[:, :, None, :], self.compute_dtype)
-        return tf.nn.conv2d(_reflect_pad(gray, 2), kernel, strides=1, padding="VALID")
+        x = ops.cast(inputs, self.compute_dtype)
+        gray = ops.mean(x, axis=-1, keepdims=True)
+        kernel = ops.convert_to_tensor(
+            np.transpose(SRM_KERNELS, (1, 2, 0))[:, :, None, :], self.compute_dtype
+        )
+        return ops.conv(_reflect_pad(gray, 2), kernel, strides=1, padding="valid")
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], 3)
