@@ -3,6 +3,7 @@ over a real gunicorn: test_gunicorn.py)."""
 
 from __future__ import annotations
 
+import gzip
 import io
 
 import pytest
@@ -108,3 +109,42 @@ def test_read_at_most_never_reads_past_the_size():
     source = io.BytesIO(b"x" * 200_000)
     assert len(read_at_most(source, 100_001)) == 100_001 and source.tell() == 100_001
     assert read_at_most(io.BytesIO(b"short"), 10) == b"short"
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br", "GZIP, identity"])
+def test_a_compressed_body_is_a_415_naming_its_encoding(client, encoding):
+    png = image_bytes("PNG")
+    posts = [
+        ("/predict", {"data": gzip.compress(png), "content_type": "image/png"}),
+        (
+            "/v1/models/fake:predict",
+            {"data": gzip.compress(b'{"instances": []}'), "content_type": "application/json"},
+        ),
+    ]
+    for url, body in posts:
+        response = client.post(url, headers={"Content-Encoding": encoding}, **body)
+        assert response.status_code == 415, url
+        message = assert_matches_openapi(response, url.replace("fake", "{name}"))["error"]
+        assert message == f"Content-Encoding {encoding!r} is not supported: send the body uncompressed"
+    assert (
+        client.post(
+            "/predict", data=png, content_type="image/png", headers={"Content-Encoding": "identity"}
+        ).status_code
+        == 200
+    )
+    assert client.get("/healthz", headers={"Content-Encoding": encoding}).status_code == 200  # no body read
+
+
+def test_a_transfer_coding_besides_chunked_is_a_415(client):
+    # gunicorn accepts "gzip, chunked" and passes the body on still gzipped
+    response = client.post(
+        "/predict",
+        input_stream=io.BytesIO(gzip.compress(image_bytes("PNG"))),
+        content_type="image/png",
+        headers={"Transfer-Encoding": "gzip, chunked"},
+        environ_overrides={"wsgi.input_terminated": True, "CONTENT_LENGTH": ""},
+    )
+    assert response.status_code == 415
+    message = assert_matches_openapi(response, "/predict")["error"]
+    assert message == "Transfer-Encoding 'gzip, chunked' is not supported: send the body uncompressed"
+    assert post_chunked(client, image_bytes("PNG")).status_code == 200

@@ -54,3 +54,41 @@ def test_an_unknown_model_name_is_echoed_truncated(client):
     assert response.status_code == 404
     message = assert_matches_openapi(response, "/predict")["error"]
     assert message.startswith("unknown model '" + "m" * 64 + "...'") and len(message) < 200
+
+
+@pytest.mark.parametrize("name", [name for name, _ in REPEATED])
+def test_an_uploaded_file_where_a_parameter_belongs_is_a_400_naming_it(client, name):
+    # spectree serialises a failed validation, the client's values included, as JSON before the API
+    # answers it: an uploaded file there used to make that fail, a 500.
+    fields = MultiDict(
+        [(name, (io.BytesIO(b"faces"), "p.txt")), ("file", (io.BytesIO(image_bytes()), "a.png"))]
+    )
+    response = client.post("/predict", data=fields, content_type="multipart/form-data")
+    assert response.status_code == 400
+    assert assert_matches_openapi(response, "/predict")["error"].startswith(name)
+
+
+def test_a_json_integer_too_large_for_a_float_is_a_400(client):
+    image = {"b64": base64.b64encode(image_bytes()).decode()}
+    response = client.post("/predict", json={"target_fpr": int("9" * 400), "images": [image]})  # 1e400
+    assert response.status_code == 400
+    assert assert_matches_openapi(response, "/predict")[
+        "error"
+    ] == "target_fpr must be between 0 and 1, not " + ("9" * 64 + "...")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/models/faces//metadata",
+        "/v1/models/faces%2F/metadata",
+        "/v1//models/faces",
+        "/v1/models/faces/versions//metadata",  # merged, the status of a version called "metadata"
+    ],
+)
+def test_a_path_with_an_empty_segment_is_a_404_never_a_redirect(client, path):
+    response = client.get(path, headers={"Host": "elsewhere.example"})
+    assert response.status_code == 404, response.headers.get("Location")
+    assert "error" in response.get_json() and "Location" not in response.headers
+    response = client.post("/v1/models//faces:predict", json={"instances": [{"b64": "AAAA"}]})
+    assert response.status_code == 404 and "error" in response.get_json()

@@ -63,3 +63,18 @@ def test_echoed_names_and_versions_are_truncated(client):
         assert response.status_code == 404
         message = response.get_json()["error"]
         assert character * 64 + "..." in message and len(message) < 200  # the first 64 characters
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ({"instances": []}, "instances"),
+        ({"inputs": []}, "inputs"),
+        ({"inputs": {"image_bytes": []}}, "inputs"),
+    ],
+)
+def test_an_empty_request_names_the_key_it_was_sent_in(client, body, named):
+    response = client.post("/v1/models/faces:predict", json=body)
+    assert response.status_code == 400
+    message = assert_matches_openapi(response, "/v1/models/{name}:predict")["error"]
+    assert message == f'{named} must be a non-empty list of {{"b64": "..."}} objects'

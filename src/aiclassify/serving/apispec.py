@@ -37,7 +37,7 @@ ERROR_REASONS = {
     "AICLASSIFY_MAX_FORM_FIELD_KB, more images than AICLASSIFY_MAX_IMAGES, more pixels than "
     "AICLASSIFY_MAX_REQUEST_PIXELS or more decoding than AICLASSIFY_DECODE_BUDGET_S",
     414: "Request target (path and query) longer than AICLASSIFY_MAX_URL_BYTES",
-    415: "Image format the model does not serve (TIFF, ICO, PSD...)",
+    415: "Image format the model does not serve (TIFF, ICO, PSD...), or a compressed body (Content-Encoding)",
     422: "Not an image, truncated or corrupt, too large in pixels, no such operating point, "
     "or explain=true for a model that cannot explain",
     431: "A header field longer than AICLASSIFY_MAX_HEADER_BYTES",
@@ -92,7 +92,17 @@ class ApiPlugin(FlaskPlugin):
     """
 
     def request_validation(self, request, query, json, form, headers, cookies):
-        super().request_validation(request, query, json if request.is_json else None, form, headers, cookies)
+        """spectree's validation; a request that fails it is answered here, as the ``before`` hook
+        answers it (:func:`_before`), because spectree would first serialise the error, the client's
+        values included, as JSON: an uploaded file sent where a form parameter belongs (``model``)
+        cannot be, and would be a 500."""
+        try:
+            super().request_validation(
+                request, query, json if request.is_json else None, form, headers, cookies
+            )
+        except ValidationError as error:
+            _before(request, None, error, None, None)
+            raise
 
     def parse_path(self, route, path_parameter_descriptions):
         """spectree's path and path parameters, with the schema of this API's own URL converters

@@ -29,6 +29,7 @@ from aiclassify.serving.images import ImageLimits, configure_pillow
 from aiclassify.serving.registry import ModelRegistry, ServedModel
 from aiclassify.serving.request_limits import (
     body_stream,
+    check_content_encoding,
     check_request_head,
     discard_unread_body,
     too_large,
@@ -102,6 +103,10 @@ def create_app(
     configure_pillow(limits)
 
     app = Flask(__name__)
+    # A path with an empty segment (/v1/models/faces//metadata) is no route: a 404, never Werkzeug's 308
+    # redirect to the merged path, an HTML page whose Location is built from the client's Host header
+    # and may name another route (/v1/models/faces/versions//metadata: version "metadata").
+    app.url_map.merge_slashes = False
     app.request_class = InMemoryRequest
     app.json = BoundedJsonProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
@@ -149,8 +154,9 @@ def _register_hooks(app: Flask) -> None:
 
 
 def _start_request() -> None:
-    """Start the latency clock, refuse an over-long URL or header (414, 431), and check ``X-API-Key``
-    when a key is configured (``g.api_key_valid``: the caller sent it, for what only it may see)."""
+    """Start the latency clock, refuse an over-long URL or header (414, 431), check ``X-API-Key``
+    when a key is configured (``g.api_key_valid``: the caller sent it, for what only it may see), and
+    refuse a compressed body (415)."""
     g.started = time.perf_counter()
     settings = serving_state().settings
     check_request_head(request, settings)
@@ -159,6 +165,7 @@ def _start_request() -> None:
     g.api_key_valid = bool(key) and hmac.compare_digest(given.encode(), key.encode())
     if key and request.path not in PUBLIC_PATHS and not g.api_key_valid:
         raise ApiError(401, "missing or wrong API key: send it in the X-API-Key header")
+    check_content_encoding(request)
 
 
 def _log_request(response):

@@ -147,6 +147,24 @@ def check_request_head(request: Request, settings: ServerSettings) -> None:
             )
 
 
+def check_content_encoding(request: Request) -> None:
+    """415 when a request to a route that reads a body (a POST route) declares a ``Content-Encoding``
+    other than ``identity``, or a ``Transfer-Encoding`` with a coding besides ``chunked`` (gunicorn
+    takes ``gzip, chunked`` and removes only the chunking): the app does not decompress bodies, and
+    would otherwise read the compressed bytes as the JSON or image itself (a 400 or 422 that does not
+    say why)."""
+    if request.url_rule is None or "POST" not in (request.url_rule.methods or ()):
+        return
+    for header, plain in (("Content-Encoding", {"", "identity"}), ("Transfer-Encoding", {"", "chunked"})):
+        value = request.headers.get(header, "")
+        if any(coding.strip(" \t").lower() not in plain for coding in value.split(",")):
+            raise ApiError(
+                415,
+                f"{header} {quoted(value)} is not supported: send the body uncompressed",
+                reason="unsupported_content_encoding",
+            )
+
+
 def discard_unread_body(request: Request) -> None:
     """Read and drop what is left of a body the app did not read (one it refused unread: 401, 404, 413
     of a form limit...), so that the connection can carry the client's next request: gunicorn drains

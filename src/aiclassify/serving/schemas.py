@@ -71,6 +71,8 @@ def _fraction(value: Any) -> float:
         raise ValueError(f"must be a number, not {quoted(value)}")
     try:
         number = float(value)
+    except OverflowError:  # a JSON integer too large for a float (1e309 written out)
+        raise ValueError(f"must be between 0 and 1, not {shorten(str(value))}") from None
     except ValueError:
         raise ValueError(f"must be a number, not {quoted(value)}") from None
     if not (math.isfinite(number) and 0.0 < number < 1.0):

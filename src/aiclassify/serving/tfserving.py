@@ -132,7 +132,8 @@ def model_predict(name: str, version: str | None = None):
     uploads = [Upload(decode_b64(image.b64, f"instance {i}")) for i, image in enumerate(body.images())]
     state = serving_state()
     if not uploads:
-        raise ApiError(400, 'instances must be a non-empty list of {"b64": "..."} objects')
+        given = "instances" if body.instances is not None else "inputs"
+        raise ApiError(400, f'{given} must be a non-empty list of {{"b64": "..."}} objects')
     if len(uploads) > state.settings.max_images:
         raise ApiError(
             413,
