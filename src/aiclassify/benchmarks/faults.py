@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
-from aiclassify.benchmarks.load import BOUNDARY, multipart_body, percentile
+from aiclassify.benchmarks.load import BOUNDARY, UploadConnection, multipart_body, percentile
 
 FAULT_KINDS = ("truncated", "not_an_image", "bad_json", "over_limit", "unknown_model", "disconnect")
 EXPECTED_STATUS = {  # what the API answers each fault (a disconnected client reads no answer)
@@ -128,7 +128,8 @@ def run_fault_load(
 
     def client() -> tuple[list[float], list[str], Counter]:
         """One client thread: latencies of valid requests, what lost valid ones got, fault statuses."""
-        latencies, lost, faults, connection = [], [], Counter(), None
+        latencies, lost, faults = [], [], Counter()
+        connection = UploadConnection(port, timeout_s)
         while True:
             with lock:
                 index, issued[0] = issued[0], issued[0] + 1
@@ -139,29 +140,12 @@ def run_fault_load(
                 faults[plan[index], send_fault(port, plan[index], image, max_upload_bytes, timeout_s)] += 1
                 continue
             started = time.perf_counter()
-            try:
-                if connection is None:
-                    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
-                boundary = f"{BOUNDARY}-{time.monotonic_ns():x}-{index}"
-                body = multipart_body(image, f"bench-{index % len(images)}.jpg", boundary)
-                headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
-                connection.request("POST", "/predict", body=body, headers=headers)
-                response = connection.getresponse()
-                payload = response.read()
-                if response.status == 200 and b'"predictions"' in payload:
-                    latencies.append(time.perf_counter() - started)
-                else:
-                    lost.append(f"HTTP {response.status}: {payload[:120]!r}")
-                if response.will_close:
-                    connection.close()
-                    connection = None
-            except (OSError, http.client.HTTPException) as error:
-                lost.append(f"{type(error).__name__}: {error}")
-                if connection is not None:
-                    connection.close()
-                connection = None
-        if connection is not None:
-            connection.close()
+            answer = connection.post(image, f"bench-{index % len(images)}.jpg", index)
+            if answer.ok:
+                latencies.append(time.perf_counter() - started)
+            else:
+                lost.append(answer.problem)
+        connection.close()
         return latencies, lost, faults
 
     errors_before = server_error_count(port)

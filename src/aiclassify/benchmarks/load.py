@@ -12,6 +12,7 @@ import statistics
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
@@ -52,6 +53,62 @@ def multipart_body(image: bytes, filename: str, boundary: str = BOUNDARY) -> byt
     return head.encode() + image + f"\r\n--{boundary}--\r\n".encode()
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What one upload got: the status and body, the server's ``X-Latency-Ms``, or a connection error."""
+
+    status: int | None
+    payload: bytes = b""
+    server_ms: str | None = None
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """A 200 with predictions."""
+        return self.status == 200 and b'"predictions"' in self.payload
+
+    @property
+    def problem(self) -> str:
+        """The connection error, else the status and the start of the body."""
+        return self.error or f"HTTP {self.status}: {self.payload[:120]!r}"
+
+
+class UploadConnection:
+    """One client thread's keep-alive connection, posting one multipart upload to ``/predict`` at a time
+    (each with its own boundary) and reconnecting after the server closes it or a request fails."""
+
+    def __init__(self, port: int, timeout_s: float):
+        self.port, self.timeout_s = port, timeout_s
+        self._connection: http.client.HTTPConnection | None = None
+
+    def post(self, image: bytes, filename: str, index: int) -> Answer:
+        """Upload ``image`` as ``filename``; ``index`` makes the boundary unique."""
+        try:
+            if self._connection is None:
+                self._connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout_s)
+            boundary = f"{BOUNDARY}-{time.monotonic_ns():x}-{index}"
+            self._connection.request(
+                "POST",
+                "/predict",
+                body=multipart_body(image, filename, boundary),
+                headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+            )
+            response = self._connection.getresponse()
+            answer = Answer(response.status, response.read(), response.getheader("X-Latency-Ms"))
+            if response.will_close:
+                self.close()
+            return answer
+        except (OSError, http.client.HTTPException) as error:
+            self.close()
+            return Answer(None, error=f"{type(error).__name__}: {error}")
+
+    def close(self) -> None:
+        """Close the connection, if open."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
 def run_load(port: int, images: list[bytes], total: int, concurrency: int, timeout_s: float = 60) -> dict:
     """Send ``total`` requests from ``concurrency`` threads (one keep-alive connection each).
 
@@ -62,43 +119,23 @@ def run_load(port: int, images: list[bytes], total: int, concurrency: int, timeo
 
     def client() -> tuple[list[float], list[str], list[float]]:
         """One client thread: requests until ``total`` are issued; latencies, errors, server times."""
-        latencies, errors, server_ms, connection = [], [], [], None
+        latencies, errors, server_ms = [], [], []
+        connection = UploadConnection(port, timeout_s)
         while True:
             with lock:
                 index, issued[0] = issued[0], issued[0] + 1
             if index >= total:
                 break
             started = time.perf_counter()
-            try:
-                if connection is None:
-                    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
-                boundary = f"{BOUNDARY}-{time.monotonic_ns():x}-{index}"
-                which = index % len(images)
-                body = multipart_body(images[which], f"bench-{which}.jpg", boundary)
-                connection.request(
-                    "POST",
-                    "/predict",
-                    body=body,
-                    headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
-                )
-                response = connection.getresponse()
-                payload = response.read()
-                if response.status == 200 and b'"predictions"' in payload:
-                    latencies.append(time.perf_counter() - started)
-                    if response.getheader("X-Latency-Ms"):
-                        server_ms.append(float(response.getheader("X-Latency-Ms")))
-                else:
-                    errors.append(f"HTTP {response.status}: {payload[:120]!r}")
-                if response.will_close:
-                    connection.close()
-                    connection = None
-            except (OSError, http.client.HTTPException) as error:
-                errors.append(f"{type(error).__name__}: {error}")
-                if connection is not None:
-                    connection.close()
-                connection = None
-        if connection is not None:
-            connection.close()
+            which = index % len(images)
+            answer = connection.post(images[which], f"bench-{which}.jpg", index)
+            if answer.ok:
+                latencies.append(time.perf_counter() - started)
+                if answer.server_ms:
+                    server_ms.append(float(answer.server_ms))
+            else:
+                errors.append(answer.problem)
+        connection.close()
         return latencies, errors, server_ms
 
     cpu_started, started = time.process_time(), time.perf_counter()
