@@ -9,6 +9,7 @@ Streamlit page run through AppTest. Plain input builders live in builders.py.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -49,6 +50,14 @@ def assert_runs_without_tensorflow(code: str, cwd: Path, *args: str) -> None:
         [sys.executable, "-c", check, *args], cwd=cwd, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def load_script(name: str) -> Any:
+    """``scripts/<name>.py`` as a module (for its ``parse_args`` and ``main``)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def tiny_overrides(data_path: Path, **extra: object) -> list[str]:

@@ -3,26 +3,16 @@ script's options, and (slow) one tiny end-to-end run on 127.0.0.1."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import time
 
 import pytest
-from conftest import REPO, assert_runs_without_tensorflow
+from conftest import assert_runs_without_tensorflow, load_script
 
 from aiclassify.benchmarks import forward, load, report, servers
 
-
-def load_script():
-    """scripts/bench_serve.py as a module (its ``parse_args`` and ``main``)."""
-    spec = importlib.util.spec_from_file_location("bench_serve", REPO / "scripts" / "bench_serve.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-script = load_script()
+script = load_script("bench_serve")
 
 
 REFERENCE = {"single_forward_ms": 5.0, "batched_forward_ips": 300.0}

@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import pytest
-from conftest import REPO
+from conftest import load_script
 
 from aiclassify.models import build_model
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("bench_train", REPO / "scripts" / "bench_train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_forward_flops_of_cnn5_at_224():
     convolution_macs = 224**2 * (3 * 9 * 32 + 32 * 9 * 32) + 4 * 112**2 * (32 * 9 * 64 + 64 * 9 * 64)
     dense_macs = 7 * 7 * 512 * 512 + 512
-    assert load_script().forward_flops(build_model("cnn5", 224)) == 2 * (convolution_macs + dense_macs)
+    flops = load_script("bench_train").forward_flops(build_model("cnn5", 224))
+    assert flops == 2 * (convolution_macs + dense_macs)
 
 
 @pytest.mark.slow
@@ -29,7 +22,7 @@ def test_benchmark_runs_on_demo_data_and_writes_json(tmp_path, demo_data):
     out = tmp_path / "bench.json"
     argv = ["--config", "demo.yaml", "--data", str(demo_data), "--steps", "4", "--rounds", "2"]
     argv += ["--out", str(out), "--set", "model.name=cnn_small2", "--set", "train.batch_size=8"]
-    assert load_script().main(argv) == 0
+    assert load_script("bench_train").main(argv) == 0
     results = json.loads(out.read_text())
     assert results["pipeline_images_per_second"] > 0 and results["in_memory_images_per_second"] > 0
     assert 0 <= results["data_wait_fraction"] <= 1

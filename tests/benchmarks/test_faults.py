@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 from collections import Counter
@@ -11,7 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from builders import FakePredictor
-from conftest import REPO, serve_app
+from conftest import load_script, serve_app
 from PIL import Image
 
 from aiclassify.benchmarks import faults, report
@@ -20,15 +19,7 @@ from aiclassify.benchmarks.load import demo_images
 LIMIT_MB = 0.05  # a small upload limit, so that bodies over it stay small
 
 
-def load_script():
-    """scripts/bench_serve.py as a module (its ``parse_args`` and ``main``)."""
-    spec = importlib.util.spec_from_file_location("bench_serve", REPO / "scripts" / "bench_serve.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-script = load_script()
+script = load_script("bench_serve")
 
 
 def test_the_plan_is_seeded_and_the_fault_kinds_take_turns():
