@@ -49,7 +49,26 @@ LEGACY_CALIBRATION_SOURCE = f"{runs.METADATA_FILE} (written by an older evaluate
 
 
 class UnknownOperatingPointError(ValueError):
-    """A caller asked for an operating point the model does not have."""
+    """A caller asked for an operating point the model does not have.
+
+    ``parameter`` and ``asked``: what was asked for (``operating_point`` or ``target_fpr``, and its
+    value), both None when the model has no operating points at all; ``available``: the points it
+    has. :meth:`describe` words the error with ``asked`` as the caller wants it quoted (a server cuts
+    a client's value short).
+    """
+
+    def __init__(self, parameter: str | None = None, asked: str | None = None, available: str = ""):
+        self.parameter, self.asked, self.available = parameter, asked, available
+        super().__init__(self.describe(asked))
+
+    def describe(self, asked: str | None) -> str:
+        """The message, quoting ``asked``."""
+        if self.parameter is None:
+            return (
+                "no stored operating points (the model has not been evaluated); "
+                "omit target_fpr/operating_point to use its default threshold"
+            )
+        return f"no operating point for {self.parameter}={asked}; available: {self.available}"
 
 
 class ExplanationUnavailableError(ValueError):
@@ -287,10 +306,7 @@ class Predictor:
         if target_fpr is None and operating_point is None:
             return self.default_threshold, None
         if not self.operating_points:
-            raise UnknownOperatingPointError(
-                "no stored operating points (the model has not been evaluated); "
-                "omit target_fpr/operating_point to use its default threshold"
-            )
+            raise UnknownOperatingPointError()
         for point in self.operating_points:
             if operating_point is not None and point.name == operating_point:
                 return point.threshold, point.name
@@ -300,9 +316,10 @@ class Predictor:
                 and math.isclose(point.target_fpr, target_fpr, rel_tol=1e-6, abs_tol=1e-12)
             ):
                 return point.threshold, point.name
-        asked = f"operating_point={operating_point}" if operating_point else f"target_fpr={target_fpr}"
         available = ", ".join(f"{p.name} (target_fpr={p.target_fpr})" for p in self.operating_points)
-        raise UnknownOperatingPointError(f"no operating point for {asked}; available: {available}")
+        if operating_point:
+            raise UnknownOperatingPointError("operating_point", operating_point, available)
+        raise UnknownOperatingPointError("target_fpr", str(target_fpr), available)
 
     @staticmethod
     def label(probability: float, threshold: float) -> str:

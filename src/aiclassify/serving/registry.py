@@ -130,9 +130,7 @@ class ServedModel:
         try:
             return self.predictor.threshold_for(target_fpr, operating_point)
         except UnknownOperatingPointError as error:
-            message = str(error)  # names the point asked for whole: cut it to what errors quote
-            if operating_point:
-                message = message.replace(operating_point, shorten(operating_point), 1)
+            message = error.describe(None if error.asked is None else shorten(error.asked))
             raise ApiError(422, f"model {self.name!r}: {message}", reason="no_operating_point") from None
 
     def verdict(
