@@ -840,9 +840,14 @@ def test_concurrent_requests_are_batched():
         results[index] = response.status_code
 
     try:
+        # Hold the model while the requests arrive: each is prepared in its own thread before it is
+        # queued, and an instant fake model would otherwise score every one before the next is queued.
+        predictor.release.clear()
         threads = [threading.Thread(target=send, args=(i,)) for i in range(16)]
         for thread in threads:
             thread.start()
+        time.sleep(1.0)
+        predictor.release.set()
         for thread in threads:
             thread.join(20)
         assert results == dict.fromkeys(range(16), 200)
