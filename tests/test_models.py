@@ -11,7 +11,14 @@ import numpy as np
 import pytest
 
 from aiclassify.config import Config, DataConfig, ModelConfig, ModelName, load_config
-from aiclassify.models import build_from_config, build_model, model_names, model_options, register
+from aiclassify.models import (
+    build_from_config,
+    build_model,
+    load_pretrained,
+    model_names,
+    model_options,
+    register,
+)
 
 
 def trainable_count(model: keras.Model) -> int:
@@ -151,3 +158,61 @@ def test_output_stays_float32_under_mixed_precision():
         assert model.output.dtype == "float32"
     finally:
         keras.mixed_precision.set_global_policy(previous)
+
+
+@pytest.mark.parametrize("suffix", [".weights.h5", ".keras"])
+def test_pretrained_weights_file_is_loaded_into_the_built_model(tmp_path, suffix):
+    source = build_model("cnn_small2", 32)
+    for weight in source.weights:
+        weight.assign(np.full(weight.shape, 0.25, dtype=weight.dtype))
+    weights_file = tmp_path / f"start{suffix}"
+    if suffix == ".keras":
+        source.save(weights_file)
+    else:
+        source.save_weights(weights_file)
+    config = Config(
+        data=DataConfig(image_size=32), model=ModelConfig(name="cnn_small2", pretrained=str(weights_file))
+    )
+    loaded = load_pretrained(build_from_config(config), config.model.pretrained)
+    for expected, actual in zip(source.weights, loaded.weights, strict=True):
+        np.testing.assert_array_equal(np.asarray(actual), np.asarray(expected))
+
+
+def test_pretrained_none_keeps_the_built_weights():
+    model = build_model("cnn_small2", 32)
+    before = [np.asarray(weight).copy() for weight in model.weights]
+    load_pretrained(model, "none")
+    for expected, weight in zip(before, model.weights, strict=True):
+        np.testing.assert_array_equal(np.asarray(weight), expected)
+
+
+def test_a_missing_pretrained_file_names_its_path(tmp_path):
+    missing = tmp_path / "absent.keras"
+    with pytest.raises(FileNotFoundError, match="absent.keras"):
+        load_pretrained(build_model("cnn_small2", 32), str(missing))
+
+
+def test_pretrained_weights_of_another_architecture_are_rejected(tmp_path):
+    weights_file = tmp_path / "lenet.weights.h5"
+    build_model("lenet5", 32).save_weights(weights_file)
+    with pytest.raises(ValueError, match="lenet.weights.h5 does not hold weights of this"):
+        load_pretrained(build_model("cnn_small2", 32), str(weights_file))
+
+
+def test_pretrained_weights_of_a_model_with_fewer_layers_are_rejected(tmp_path):
+    weights_file = tmp_path / "small.weights.h5"
+    build_model("cnn_small2", 32).save_weights(weights_file)
+    with pytest.raises(ValueError, match="does not hold weights of this"):
+        load_pretrained(build_model("cnn_small3", 32), str(weights_file))
+
+
+def test_pretrained_must_be_none_or_a_weights_file():
+    with pytest.raises(ValueError, match="Received: pretrained='weights.txt'"):
+        ModelConfig(pretrained="weights.txt")
+
+
+def test_pretrained_is_not_reported_as_an_unused_model_option(tmp_path, caplog):
+    config = Config(model=ModelConfig(name="cnn_small2", pretrained=str(tmp_path / "w.keras")))
+    with caplog.at_level(logging.WARNING, logger="aiclassify.models"):
+        build_from_config(config)
+    assert "pretrained" not in caplog.text

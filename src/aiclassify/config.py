@@ -47,6 +47,10 @@ AugmentName = Literal[
 """One ``train.augment`` item (see :mod:`aiclassify.data.augment`)."""
 
 
+PRETRAINED_SUFFIXES = (".keras", ".weights.h5")
+"""The weights files ``model.pretrained`` loads."""
+
+
 class ConfigError(ValueError):
     """A configuration file or override does not match the schema."""
 
@@ -81,6 +85,16 @@ class ModelConfig:
     dropout: float = 0.5
     padding: Padding = "same"  # cnn_small* only
     bn_momentum: float = 0.99  # Keras default; 0.9 lets short runs on small data converge
+    # Starting weights: "none" (random), or a local ".keras" / ".weights.h5" file of the same
+    # architecture, e.g. a finished run's model.keras to train it further under a new schedule.
+    pretrained: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.pretrained != "none" and not self.pretrained.endswith(PRETRAINED_SUFFIXES):
+            raise ValueError(
+                'model.pretrained must be "none" or a path to a .keras or .weights.h5 file. '
+                f"Received: pretrained={self.pretrained!r}"
+            )
 
 
 def _check_probability(owner: object, name: str) -> None:

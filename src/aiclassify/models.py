@@ -11,7 +11,9 @@ import dataclasses
 import inspect
 import logging
 import typing
+import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -26,6 +28,7 @@ ModelBuilder = Callable[..., keras.Model]
 MODEL_NAMES: tuple[str, ...] = typing.get_args(ModelName)
 _REGISTRY: dict[str, ModelBuilder] = {}
 _NOT_OPTIONS = ("inputs", "filter_layer")
+_NOT_BUILDER_FIELDS = ("name", "pretrained")  # model.* fields that are not builder options
 
 
 def register(name: str) -> Callable[[ModelBuilder], ModelBuilder]:
@@ -108,7 +111,7 @@ def build_from_config(config: Config) -> keras.Model:
         value = getattr(config.model, option.name)
         if option.name in accepted:
             options[option.name] = value
-        elif option.name != "name" and value != getattr(defaults, option.name):
+        elif option.name not in _NOT_BUILDER_FIELDS and value != getattr(defaults, option.name):
             logger.warning("model.%s=%r is not used by %s; ignored.", option.name, value, config.model.name)
     return build_model(
         config.model.name,
@@ -118,6 +121,33 @@ def build_from_config(config: Config) -> keras.Model:
         filter_kernel_size=config.data.filter_kernel_size,
         **options,
     )
+
+
+def load_pretrained(model: keras.Model, pretrained: str) -> keras.Model:
+    """Load the ``model.pretrained`` weights file into ``model`` (``none``: leave it as built).
+
+    The file (``.keras`` or ``.weights.h5``) must hold weights of the same architecture and input
+    size, every layer of it: a file that leaves any layer as built is an error, not a partial start.
+    """
+    if pretrained == "none":
+        return model
+    path = Path(pretrained).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"model.pretrained: no weights file at {path}. Received: pretrained={pretrained!r}"
+        )
+    with warnings.catch_warnings():
+        # Keras only warns when a layer of the file has no match, and leaves that layer as built.
+        warnings.filterwarnings("error", message="Skipping", category=UserWarning)
+        try:
+            model.load_weights(str(path))
+        except (ValueError, UserWarning) as error:
+            raise ValueError(
+                f"model.pretrained: {path} does not hold weights of this {model.name} model: {error}. "
+                f"Received: pretrained={pretrained!r}"
+            ) from error
+    logger.info("Loaded starting weights from %s", path)
+    return model
 
 
 def _builder(name: str) -> ModelBuilder:

@@ -7,6 +7,7 @@ import json
 import logging
 
 import keras
+import numpy as np
 import pytest
 import yaml
 from conftest import tiny_overrides
@@ -16,7 +17,7 @@ from aiclassify.config import ConfigError, load_config
 from aiclassify.train import cli, train
 from aiclassify.train.callbacks import make_callbacks
 from aiclassify.train.devices import choose_precision
-from aiclassify.train.trainer import learning_rate
+from aiclassify.train.trainer import compile_model, learning_rate
 
 
 def test_run_directory_is_complete(tiny_run):
@@ -222,3 +223,14 @@ def test_fit_monitors_clean_validation_plus_fixed_degraded_copies(tmp_path, demo
     plain = load_config(None, tiny_overrides(demo_data, **{"data.cache": "none"}))
     _, plain_datasets, _ = prepare_data(plain, tmp_path / "plain")
     assert plain_datasets["validation_fit"] is plain_datasets["validation"]
+
+
+def test_a_run_from_pretrained_weights_starts_from_them(tiny_run):
+    config = load_config(
+        None,
+        ["model.name=cnn_small2", "data.image_size=32", f"model.pretrained={tiny_run / runs.MODEL_FILE}"],
+    )
+    started = compile_model(config)
+    finished = keras.models.load_model(tiny_run / runs.MODEL_FILE)
+    for expected, actual in zip(finished.weights, started.weights, strict=True):
+        assert np.array_equal(np.asarray(actual), np.asarray(expected)), actual.path

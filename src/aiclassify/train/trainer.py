@@ -22,7 +22,7 @@ from aiclassify.data.validate import drop_unreadable
 from aiclassify.export import export_saved_model
 from aiclassify.filters import make_filter
 from aiclassify.metrics import binary_metrics
-from aiclassify.models import build_from_config
+from aiclassify.models import build_from_config, load_pretrained
 from aiclassify.train.callbacks import best_epoch, make_callbacks, rewrite_history
 from aiclassify.train.devices import choose_precision, enable_gpu_memory_growth, make_strategy
 from aiclassify.train.metadata import build_metadata
@@ -109,7 +109,7 @@ def learning_rate(
 
 def compile_model(config: Config, steps_per_epoch: int = 1) -> keras.Model:
     """Build and compile the configured model (call inside the strategy scope)."""
-    model = build_from_config(config)
+    model = load_pretrained(build_from_config(config), config.model.pretrained)
     optimizer = keras.optimizers.get(
         {
             "class_name": config.train.optimizer,
@@ -137,7 +137,7 @@ def train(config: Config, workdir: Path, overwrite: bool = False) -> dict[str, A
     dataset_root(config.data, config.train.seed)
     make_filter(config.data.filter, config.data.filter_sigma, config.data.filter_kernel_size)
     make_augmenter(config.train.augment, augment_options(config))
-    build_from_config(config)
+    load_pretrained(build_from_config(config), config.model.pretrained)
     resuming = runs.prepare_workdir(config, workdir, overwrite)
     logger.info("%s run '%s' in %s", "Resuming" if resuming else "Starting", config.name, workdir)
     has_gpu = bool(enable_gpu_memory_growth())
