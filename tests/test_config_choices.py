@@ -38,7 +38,7 @@ def test_only_free_text_fields_are_plain_strings():
         for section in ("data", "model", "train", "export")
         for key, kind in typing.get_type_hints(typing.get_type_hints(Config)[section]).items()
     }
-    assert sorted(key for key, kind in hints.items() if kind is str) == ["data.path"]
+    assert sorted(key for key, kind in hints.items() if kind is str) == ["data.path", "model.pretrained"]
 
 
 @pytest.mark.parametrize(("key", "choices"), sorted(choice_fields().items()))

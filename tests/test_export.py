@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from aiclassify import runs
 from aiclassify.export import BYTES_SIGNATURE, OUTPUT_KEY, PIXELS_SIGNATURE, export_saved_model
-from aiclassify.models import build_model
+from aiclassify.models import build_model, model_names
 from aiclassify.preprocessing import decode_batch
 
 
@@ -37,3 +38,21 @@ def test_export_replaces_previous_export_atomically(tmp_path):
     export_saved_model(model, target, 32)
     assert (target / "saved_model.pb").stat().st_mtime_ns != first
     assert sorted(p.name for p in tmp_path.iterdir()) == ["saved_model"]
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_every_model_trains_a_step_and_round_trips_through_the_export(tmp_path, name, encoded_images):
+    model = build_model(name, 32)
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    pixels = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype("float32")
+    before = [np.asarray(weight).copy() for weight in model.trainable_weights]
+    model.fit(pixels, np.array([0, 1, 0, 1], dtype="float32"), epochs=1, verbose=0)
+    assert any(
+        not np.array_equal(np.asarray(weight), old)
+        for weight, old in zip(model.trainable_weights, before, strict=True)
+    )
+    export_saved_model(model, tmp_path / "saved_model", 32)
+    expected = model(tf.cast(decode_batch(tf.constant(encoded_images), 32), tf.float32)).numpy().ravel()
+    reloaded = tf.saved_model.load(str(tmp_path / "saved_model"))
+    served = reloaded.signatures[BYTES_SIGNATURE](image_bytes=tf.constant(encoded_images))[OUTPUT_KEY]
+    np.testing.assert_allclose(served.numpy(), expected, rtol=1e-5, atol=1e-6)

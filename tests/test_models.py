@@ -46,17 +46,51 @@ def test_small_cnn_two_conv_valid_has_published_count():
     assert build_model("cnn_small2", 32, padding="valid").count_params() == 78_945
 
 
+def test_lenet2_doubles_both_lenet_convolutions():
+    model = build_model("lenet2", 32)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [c.name for c in convs] == ["block1_conv1", "block1_conv2", "block2_conv1", "block2_conv2"]
+    assert [c.filters for c in convs] == [6, 6, 16, 16]
+    assert all(c.kernel_size == (5, 5) and c.padding == "valid" for c in convs)
+    lenet5_convs = [
+        layer for layer in build_model("lenet5", 32).layers if isinstance(layer, keras.layers.Conv2D)
+    ]
+    assert len(convs) == 2 * len(lenet5_convs)
+    assert model.count_params() == 28_419
+
+
+def test_cnn_small_nopool_has_no_pooling():
+    model = build_model("cnn_small_nopool", 32)
+    assert not [layer for layer in model.layers if isinstance(layer, keras.layers.MaxPooling2D)]
+    assert [layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv2D)] == [
+        "block1_conv1",
+        "block2_conv1",
+    ]
+    assert model.get_layer("flatten").output.shape[1] == 32 * 32 * 32
+    assert (
+        build_model("cnn_small_nopool", 32, padding="valid").get_layer("flatten").output.shape[1]
+        == 28 * 28 * 32
+    )
+
+
 def test_unknown_name_lists_valid_names():
     with pytest.raises(ValueError, match=r"Valid names: .*cnn5.*Received: name='vgg'"):
         build_model("vgg", 32)
 
 
 @pytest.mark.parametrize(
-    ("name", "options"), [("cnn5", {}), ("lenet5", {}), ("cnn_small4", {"padding": "valid"})]
+    ("name", "options", "size"),
+    [
+        ("cnn5", {}, 8),
+        ("lenet5", {}, 8),
+        ("lenet2", {}, 16),
+        ("cnn_small4", {"padding": "valid"}, 8),
+        ("cnn_small_nopool", {"padding": "valid"}, 4),
+    ],
 )
-def test_too_small_input_is_a_clear_error(name, options):
-    with pytest.raises(ValueError, match="Received: image_size=8"):
-        build_model(name, 8, **options)
+def test_too_small_input_is_a_clear_error(name, options, size):
+    with pytest.raises(ValueError, match=f"Received: image_size={size}"):
+        build_model(name, size, **options)
 
 
 def test_registry_holds_exactly_the_config_model_names():
@@ -70,8 +104,8 @@ def test_registering_an_undeclared_name_is_an_error():
 
 def test_each_builder_takes_only_the_options_it_uses():
     assert set(model_options("cnn5")) == {"dropout", "bn_momentum"}
-    assert set(model_options("lenet5")) == {"bn_momentum"}
-    for name in ("cnn_small2", "cnn_small3", "cnn_small4"):
+    assert set(model_options("lenet5")) == set(model_options("lenet2")) == {"bn_momentum"}
+    for name in ("cnn_small2", "cnn_small3", "cnn_small4", "cnn_small_nopool"):
         assert set(model_options(name)) == {"dropout", "padding"}
 
 

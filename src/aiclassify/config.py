@@ -25,7 +25,7 @@ CacheMode = Literal["memory", "disk", "none"]
 """``data.cache``: where decoded images are cached between epochs."""
 FilterName = Literal["none", "gray_world", "gaussian_blur", "median_blur", "srm"]
 """``data.filter``: the forensic input filter inside the model (see :mod:`aiclassify.filters`)."""
-ModelName = Literal["cnn5", "lenet5", "cnn_small2", "cnn_small3", "cnn_small4"]
+ModelName = Literal["cnn5", "lenet5", "lenet2", "cnn_small2", "cnn_small3", "cnn_small4", "cnn_small_nopool"]
 """``model.name``: the registered architectures (see :mod:`aiclassify.models`)."""
 Padding = Literal["same", "valid"]
 """``model.padding``: convolution padding."""

@@ -280,6 +280,57 @@ def lenet5(
     return keras.Model(inputs, _probability(x), name="lenet5")
 
 
+@register("lenet2")
+def lenet2(
+    inputs: keras.KerasTensor,
+    *,
+    bn_momentum: float = 0.99,
+    filter_layer: keras.layers.Layer | None = None,
+) -> keras.Model:
+    """LeNet with both convolution layers doubled: two Conv 5x5 per stage (6, 6, then 16, 16 filters).
+
+    Otherwise :func:`lenet5`: valid padding, BatchNorm after each convolution, MaxPool 2x2 after
+    each stage, Dense 120 and 84.
+    """
+    _check_bn_momentum(bn_momentum)
+    _check_spatial(inputs, ((inputs.shape[1] - 8) // 2 - 8) // 2, "lenet2")
+    x = _rescaled(inputs, filter_layer)
+    for block, filters in enumerate((6, 16), start=1):
+        for index in (1, 2):
+            x = layers.Conv2D(filters, 5, activation="relu", name=f"block{block}_conv{index}")(x)
+            x = layers.BatchNormalization(momentum=bn_momentum, name=f"block{block}_bn{index}")(x)
+        x = layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(120, activation="relu", name="fc1")(x)
+    x = layers.Dense(84, activation="relu", name="fc2")(x)
+    return keras.Model(inputs, _probability(x), name="lenet2")
+
+
+@register("cnn_small_nopool")
+def cnn_small_nopool(
+    inputs: keras.KerasTensor,
+    *,
+    dropout: float = 0.5,
+    padding: str = "same",
+    filter_layer: keras.layers.Layer | None = None,
+) -> keras.Model:
+    """:func:`cnn_small` with two Conv 3x3 stages (16, 32 filters) and no pooling.
+
+    Without pooling, Dense 64 sees every position: the parameter count grows with the square of the
+    input side (about 2.1 million at 32x32, 100 million at 224x224), so it suits small inputs.
+    """
+    _check_dropout(dropout)
+    _check_padding(padding)
+    _check_spatial(inputs, inputs.shape[1] - (4 if padding == "valid" else 0), "cnn_small_nopool")
+    x = _rescaled(inputs, filter_layer)
+    for block, filters in enumerate((16, 32), start=1):
+        x = layers.Conv2D(filters, 3, padding=padding, activation="relu", name=f"block{block}_conv1")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(64, activation="relu", name="fc1")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    return keras.Model(inputs, _probability(x), name="cnn_small_nopool")
+
+
 def cnn_small(
     inputs: keras.KerasTensor,
     conv_layers: int,
