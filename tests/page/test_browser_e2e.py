@@ -206,3 +206,30 @@ def test_evidence_of_four_files_in_chromium(streamlit_url, tmp_path, monkeypatch
         assert " ".join(DECLARED_TEXT[expected[name]].split()) in text, (name, text)
     assert "AUTOMATIC1111" in texts[2] or "astronaut" in texts[2], texts[2]
     assert "Make" in texts[3] or "camera" in texts[3].lower(), texts[3]
+
+
+def test_quiz_in_chromium(streamlit_url):
+    """The quiz page: three questions answered in the browser, then the person, the model and the
+    published baseline side by side, and the answers' CSV."""
+    timeout_ms = RESULT_TIMEOUT_S * 1000
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 1350})
+            page.set_default_timeout(timeout_ms)
+            page.goto(f"{streamlit_url}/quiz", wait_until="domcontentloaded")
+            page.get_by_text("You against the model").first.wait_for()
+            questions = page.get_by_label("Questions")
+            questions.fill("3")
+            questions.press("Enter")
+            page.get_by_role("button", name="Start a new quiz").click()
+            for number in (1, 2, 3):
+                page.get_by_text(f"Question {number} of 3").wait_for()
+                page.get_by_role("button", name="Real", exact=True).click()
+            page.get_by_role("button", name="Download my answers (CSV)").wait_for()
+            body = page.inner_text("body")
+        finally:
+            browser.close()
+    assert "People in the published study" in body and "56.4%" in body
+    assert "The model" in body and "could not answer" not in body
+    assert " of 3 (" in body  # the person's score with its interval
