@@ -25,7 +25,19 @@ CacheMode = Literal["memory", "disk", "none"]
 """``data.cache``: where decoded images are cached between epochs."""
 FilterName = Literal["none", "gray_world", "gaussian_blur", "median_blur", "srm"]
 """``data.filter``: the forensic input filter inside the model (see :mod:`aiclassify.filters`)."""
-ModelName = Literal["cnn5", "lenet5", "lenet2", "cnn_small2", "cnn_small3", "cnn_small4", "cnn_small_nopool"]
+ModelName = Literal[
+    "cnn5",
+    "lenet5",
+    "lenet2",
+    "cnn_small2",
+    "cnn_small3",
+    "cnn_small4",
+    "cnn_small_nopool",
+    "vgg16",
+    "resnet50",
+    "efficientnetb0",
+    "densenet121",
+]
 """``model.name``: the registered architectures (see :mod:`aiclassify.models`)."""
 Padding = Literal["same", "valid"]
 """``model.padding``: convolution padding."""
@@ -47,8 +59,10 @@ AugmentName = Literal[
 """One ``train.augment`` item (see :mod:`aiclassify.data.augment`)."""
 
 
-PRETRAINED_SUFFIXES = (".keras", ".weights.h5")
-"""The weights files ``model.pretrained`` loads."""
+WHOLE_MODEL_SUFFIXES = (".keras", ".weights.h5")
+"""``model.pretrained`` files that hold a whole model's weights (a run's ``model.keras``)."""
+PRETRAINED_SUFFIXES = (*WHOLE_MODEL_SUFFIXES, ".h5")
+"""The weights files ``model.pretrained`` loads (``.h5``: a Keras Applications backbone file)."""
 
 
 class ConfigError(ValueError):
@@ -85,14 +99,16 @@ class ModelConfig:
     dropout: float = 0.5
     padding: Padding = "same"  # cnn_small* only
     bn_momentum: float = 0.99  # Keras default; 0.9 lets short runs on small data converge
-    # Starting weights: "none" (random), or a local ".keras" / ".weights.h5" file of the same
-    # architecture, e.g. a finished run's model.keras to train it further under a new schedule.
+    # Starting weights: "none" (random); "imagenet" (backbones; downloaded once); a local ".keras" /
+    # ".weights.h5" file of the whole model (e.g. a finished run's model.keras, to train it further);
+    # or a Keras Applications ".h5" backbone file (the offline route to ImageNet weights).
     pretrained: str = "none"
+    resize_to: int = 0  # backbones: upsample inputs to this side inside the model (0: as they come)
 
     def __post_init__(self) -> None:
-        if self.pretrained != "none" and not self.pretrained.endswith(PRETRAINED_SUFFIXES):
+        if self.pretrained not in ("none", "imagenet") and not self.pretrained.endswith(PRETRAINED_SUFFIXES):
             raise ValueError(
-                'model.pretrained must be "none" or a path to a .keras or .weights.h5 file. '
+                'model.pretrained must be "none", "imagenet" or a path to a .keras, .weights.h5 or .h5 file. '
                 f"Received: pretrained={self.pretrained!r}"
             )
 

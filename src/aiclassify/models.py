@@ -19,7 +19,7 @@ from typing import Any
 import keras
 from keras import layers
 
-from aiclassify.config import Config, ModelConfig, ModelName
+from aiclassify.config import WHOLE_MODEL_SUFFIXES, Config, ModelConfig, ModelName
 from aiclassify.filters import make_filter
 
 logger = logging.getLogger(__name__)
@@ -111,6 +111,11 @@ def build_from_config(config: Config) -> keras.Model:
         value = getattr(config.model, option.name)
         if option.name in accepted:
             options[option.name] = value
+        elif option.name == "pretrained" and value == "imagenet":
+            raise ValueError(
+                f"{config.model.name} has no ImageNet weights: model.pretrained=imagenet needs one of "
+                f"{imagenet_models()}. Received: pretrained={value!r}"
+            )
         elif option.name not in _NOT_BUILDER_FIELDS and value != getattr(defaults, option.name):
             logger.warning("model.%s=%r is not used by %s; ignored.", option.name, value, config.model.name)
     return build_model(
@@ -123,13 +128,20 @@ def build_from_config(config: Config) -> keras.Model:
     )
 
 
-def load_pretrained(model: keras.Model, pretrained: str) -> keras.Model:
-    """Load the ``model.pretrained`` weights file into ``model`` (``none``: leave it as built).
+def imagenet_models() -> list[str]:
+    """Registered models whose builder takes ``pretrained`` (ImageNet backbones)."""
+    return [name for name in model_names() if "pretrained" in model_options(name)]
 
-    The file (``.keras`` or ``.weights.h5``) must hold weights of the same architecture and input
-    size, every layer of it: a file that leaves any layer as built is an error, not a partial start.
+
+def load_pretrained(model: keras.Model, pretrained: str) -> keras.Model:
+    """Load a whole-model ``model.pretrained`` file into ``model``; other values leave it as built.
+
+    A whole-model file (``.keras`` or ``.weights.h5``) must hold weights of the same architecture
+    and input size, every layer of it: a file that leaves any layer as built is an error, not a
+    partial start. ``imagenet`` and Keras Applications ``.h5`` files are the builder's
+    (:mod:`aiclassify.backbones`).
     """
-    if pretrained == "none":
+    if not pretrained.endswith(WHOLE_MODEL_SUFFIXES):
         return model
     path = Path(pretrained).expanduser()
     if not path.is_file():
@@ -196,7 +208,8 @@ def _rescaled(inputs: keras.KerasTensor, filter_layer: keras.layers.Layer | None
     return layers.Rescaling(1.0 / 255.0, name="rescale")(x)
 
 
-def _probability(x: keras.KerasTensor) -> keras.KerasTensor:
+def probability_output(x: keras.KerasTensor) -> keras.KerasTensor:
+    """The float32 sigmoid ``probability_ai`` on ``x`` (safe under mixed precision)."""
     return layers.Dense(1, activation="sigmoid", dtype="float32", name="probability_ai")(x)
 
 
@@ -208,7 +221,8 @@ def _check_spatial(inputs: keras.KerasTensor, final_size: int, name: str) -> Non
         )
 
 
-def _check_dropout(dropout: float) -> None:
+def check_dropout(dropout: float) -> None:
+    """Reject a dropout rate outside [0, 1)."""
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1). Received: dropout={dropout}")
 
@@ -247,7 +261,7 @@ def cnn5(
     filter_layer: keras.layers.Layer | None = None,
 ) -> keras.Model:
     """The published five-block CNN: 17,566,241 parameters at 224x224x3."""
-    _check_dropout(dropout)
+    check_dropout(dropout)
     _check_bn_momentum(bn_momentum)
     _check_spatial(inputs, inputs.shape[1] // 32, "cnn5")
     x = _rescaled(inputs, filter_layer)
@@ -256,7 +270,7 @@ def cnn5(
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(512, activation="relu", name="fc1")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
-    return keras.Model(inputs, _probability(x), name="cnn5")
+    return keras.Model(inputs, probability_output(x), name="cnn5")
 
 
 @register("lenet5")
@@ -277,7 +291,7 @@ def lenet5(
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(120, activation="relu", name="fc1")(x)
     x = layers.Dense(84, activation="relu", name="fc2")(x)
-    return keras.Model(inputs, _probability(x), name="lenet5")
+    return keras.Model(inputs, probability_output(x), name="lenet5")
 
 
 @register("lenet2")
@@ -303,7 +317,7 @@ def lenet2(
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(120, activation="relu", name="fc1")(x)
     x = layers.Dense(84, activation="relu", name="fc2")(x)
-    return keras.Model(inputs, _probability(x), name="lenet2")
+    return keras.Model(inputs, probability_output(x), name="lenet2")
 
 
 @register("cnn_small_nopool")
@@ -319,7 +333,7 @@ def cnn_small_nopool(
     Without pooling, Dense 64 sees every position: the parameter count grows with the square of the
     input side (about 2.1 million at 32x32, 100 million at 224x224), so it suits small inputs.
     """
-    _check_dropout(dropout)
+    check_dropout(dropout)
     _check_padding(padding)
     _check_spatial(inputs, inputs.shape[1] - (4 if padding == "valid" else 0), "cnn_small_nopool")
     x = _rescaled(inputs, filter_layer)
@@ -328,7 +342,7 @@ def cnn_small_nopool(
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(64, activation="relu", name="fc1")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
-    return keras.Model(inputs, _probability(x), name="cnn_small_nopool")
+    return keras.Model(inputs, probability_output(x), name="cnn_small_nopool")
 
 
 def cnn_small(
@@ -340,7 +354,7 @@ def cnn_small(
     filter_layer: keras.layers.Layer | None = None,
 ) -> keras.Model:
     """A baseline of ``conv_layers`` Conv 3x3 + MaxPool stages (16, 32, 64, 128 filters)."""
-    _check_dropout(dropout)
+    check_dropout(dropout)
     _check_padding(padding)
     name = f"cnn_small{conv_layers}"
     size = inputs.shape[1]
@@ -354,7 +368,7 @@ def cnn_small(
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(64, activation="relu", name="fc1")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
-    return keras.Model(inputs, _probability(x), name=name)
+    return keras.Model(inputs, probability_output(x), name=name)
 
 
 def _register_cnn_small(conv_layers: int) -> ModelBuilder:
@@ -375,3 +389,6 @@ def _register_cnn_small(conv_layers: int) -> ModelBuilder:
 cnn_small2 = _register_cnn_small(2)
 cnn_small3 = _register_cnn_small(3)
 cnn_small4 = _register_cnn_small(4)
+
+# The ImageNet backbones register themselves into the registry above.
+from aiclassify import backbones  # noqa: E402, F401
