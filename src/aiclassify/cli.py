@@ -8,6 +8,7 @@ import sys
 COMMANDS = {
     "train": ("aiclassify.train.cli", "train a model from a config"),
     "predict": ("aiclassify.predict.cli", "classify image files with a trained run"),
+    "score": ("aiclassify.score.cli", "score every image under a folder into a CSV or JSON-lines file"),
     "demo-data": ("aiclassify.data.demo", "write the embedded demo dataset or sample images"),
     "evaluate": ("aiclassify.evaluate.cli", "evaluate a run: metrics, calibration, robustness, figures"),
     "compare": ("aiclassify.compare", "train and evaluate several models on the same splits"),
