@@ -5,7 +5,9 @@ Each artefact has one writer; every other module only reads it.
 - Training (:mod:`aiclassify.train`) writes ``config.yaml`` (fully resolved), ``history.csv``,
   ``timing.json``, ``checkpoints/``, ``model.keras``, ``metrics.json``, ``saved_model/`` and, last,
   ``metadata.json`` (its presence marks a finished run); while training, ``backup/`` holds the
-  state that lets the same command resume an interrupted run.
+  state that lets the same command resume an interrupted run. In multi-worker training only the
+  chief writes here; the other workers write their identical copies into temporary directories
+  (:mod:`aiclassify.train.cluster`).
 - Evaluation (:mod:`aiclassify.evaluate`) writes ``report.json``, ``report.md``, ``figures/`` and
   ``calibration.json`` (temperature, operating points and inconclusive band fitted on validation).
   It never rewrites training's files.
@@ -49,6 +51,25 @@ class RunDirectoryError(RuntimeError):
 def is_resumable(workdir: Path) -> bool:
     """Whether an interrupted run left a backup to resume from."""
     return (Path(workdir) / BACKUP_DIR / "training_metadata.json").is_file()
+
+
+def backup_epoch(workdir: Path) -> int:
+    """The number of epochs an interrupted run's backup holds (0 when there is none)."""
+    if not is_resumable(workdir):
+        return 0
+    return int(read_json(Path(workdir) / BACKUP_DIR / "training_metadata.json")["epoch"])
+
+
+def copy_resume_state(workdir: Path, destination: Path) -> None:
+    """Copy what :func:`prepare_workdir` and a resumed run read from ``workdir`` into ``destination``."""
+    workdir, destination = Path(workdir), Path(destination)
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in (CONFIG_FILE, HISTORY_FILE, TIMING_FILE, METADATA_FILE):
+        if (workdir / name).is_file():
+            shutil.copy2(workdir / name, destination / name)
+    for name in (BACKUP_DIR, str(Path(BEST_WEIGHTS_FILE).parent)):
+        if (workdir / name).is_dir():
+            shutil.copytree(workdir / name, destination / name)
 
 
 def prepare_workdir(config: Config, workdir: Path, overwrite: bool = False) -> bool:

@@ -101,6 +101,15 @@ def test_dataset_yields_batches_of_raw_pixels_and_drops_undecodable(tmp_path):
     assert labels.dtype == tf.float32 and set(labels.numpy()) == {1.0}
 
 
+def test_dataset_shards_by_batch_and_can_keep_only_full_batches(tmp_path):
+    good, *_ = corrupt_files(tmp_path)
+    samples = [Sample(str(good), 1)] * 5
+    dataset = make_dataset(samples, 32, batch_size=2, training=True, seed=0, drop_remainder=True)
+    assert [int(x.shape[0]) for x, _ in dataset] == [2, 2]
+    policy = dataset.options().experimental_distribute.auto_shard_policy
+    assert policy == tf.data.experimental.AutoShardPolicy.DATA
+
+
 def test_disk_cache_survives_a_stale_lock(tmp_path):
     good, *_ = corrupt_files(tmp_path)
     cache_dir = tmp_path / "cache"

@@ -97,6 +97,26 @@ def test_interrupted_run_resumes_only_with_its_own_config(tmp_path):
         runs.prepare_workdir(load_config(None, ["train.epochs=4"]), tmp_path / "run")
 
 
+def test_a_non_chief_worker_copies_what_resuming_reads_and_nothing_else(tmp_path):
+    import tensorflow as tf
+
+    from aiclassify.train.cluster import worker_workdir
+
+    config = load_config(None, ["train.epochs=3"])
+    runs.prepare_workdir(config, tmp_path / "run")
+    for name in (runs.BACKUP_DIR, "checkpoints", "cache"):
+        (tmp_path / "run" / name).mkdir()
+    (tmp_path / "run" / runs.BACKUP_DIR / "training_metadata.json").write_text('{"epoch": 2}')
+    (tmp_path / "run" / runs.HISTORY_FILE).write_text("epoch,loss\n0,0.7\n1,0.6\n")
+    runs.copy_resume_state(tmp_path / "run", tmp_path / "copy")
+    copied = sorted(path.name for path in (tmp_path / "copy").iterdir())
+    assert copied == [runs.BACKUP_DIR, "checkpoints", runs.CONFIG_FILE, runs.HISTORY_FILE]
+    assert runs.prepare_workdir(config, tmp_path / "copy") is True
+    assert runs.backup_epoch(tmp_path / "copy") == 2
+    with worker_workdir(tf.distribute.get_strategy(), tmp_path / "run", overwrite=False) as workdir:
+        assert workdir == tmp_path / "run"  # outside multi-worker training, this process is the chief
+
+
 def test_train_cli_reports_config_errors_without_traceback(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("model:\n  nme: cnn5\n")

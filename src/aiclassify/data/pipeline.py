@@ -65,8 +65,12 @@ def make_dataset(
     shuffle_buffer: int = 10_000,
     augment: Augmenter | None = None,
     train_crop: bool = False,
+    drop_remainder: bool = False,
 ) -> tf.data.Dataset:
     """Batched (image uint8 0-255, label) pairs: parallel decode, cache, seeded shuffle, prefetch.
+
+    ``drop_remainder``: drop the last partial batch, so that every batch holds ``batch_size``
+    examples (training on several replicas: see :func:`aiclassify.train.trainer.prepare_data`).
 
     ``augment`` (see :func:`aiclassify.data.augment.make_augmenter`) is applied only when
     ``training``, after the cache and shuffle, with a per-example seed drawn from a stream
@@ -116,7 +120,21 @@ def make_dataset(
         dataset = dataset.shuffle(min(shuffle_buffer, len(samples)), seed=seed, reshuffle_each_iteration=True)
         if augment is not None or native:
             dataset = _augmented(dataset, augment, seed, image_size if native else None)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    batched = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    return batched.prefetch(tf.data.AUTOTUNE).with_options(_data_sharding())
+
+
+def _data_sharding() -> tf.data.Options:
+    """Shard by batch, not by file, across the workers of ``MultiWorkerMirroredStrategy``.
+
+    Each worker runs the whole pipeline and keeps its replicas' slices of every global batch of
+    ``batch_size``; this is sound because the shuffle and augmentation seeds give every worker the
+    same global batches. AUTO would try FILE sharding first and fall back to this, with a warning,
+    since the source is a list of paths rather than files of records.
+    """
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return options
 
 
 def _augmented(

@@ -24,6 +24,7 @@ from aiclassify.filters import make_filter
 from aiclassify.metrics import binary_metrics
 from aiclassify.models import build_from_config, load_pretrained
 from aiclassify.train.callbacks import best_epoch, make_callbacks, rewrite_history
+from aiclassify.train.cluster import check_same_start, fit_across_workers, worker_workdir
 from aiclassify.train.devices import choose_precision, enable_gpu_memory_growth, make_strategy
 from aiclassify.train.metadata import build_metadata
 
@@ -35,8 +36,15 @@ KERAS_DATASET_NOISE = (  # Keras warns on every finite tf.data input whose lengt
 )
 
 
-def prepare_data(config: Config, workdir: Path) -> tuple[DatasetSplits, dict[str, tf.data.Dataset], list]:
+def prepare_data(
+    config: Config, workdir: Path, full_batches: bool = False
+) -> tuple[DatasetSplits, dict[str, tf.data.Dataset], list]:
     """Discover, validate and build the train/validation/test pipelines.
+
+    ``full_batches`` (training on several replicas) drops each epoch's last partial training
+    batch: it would leave some replica an empty slice, and on CPU TensorFlow's oneDNN kernels fail
+    the training step on an empty batch ("input depth must be evenly divisible by filter depth").
+    The training images shuffle anew every epoch, so a different few are left out each time.
 
     Training images get ``train.augment`` then ``train.degrade`` (and ``data.train_crop``'s
     native-resolution crop first). ``datasets["validation_fit"]`` is what ``model.fit`` monitors
@@ -71,6 +79,7 @@ def prepare_data(config: Config, workdir: Path) -> tuple[DatasetSplits, dict[str
             shuffle_buffer=data.shuffle_buffer,
             augment=augment,
             train_crop=data.train_crop,
+            drop_remainder=full_batches and name == "train",
         )
         for name, samples in splits.splits.items()
     }
@@ -132,38 +141,52 @@ def train(config: Config, workdir: Path, overwrite: bool = False) -> dict[str, A
 
     The dataset's presence and the options the config schema cannot check alone (filter and
     augmentation strengths, the model's options) are checked before the run directory is made.
+    With ``train.distribute: multi_worker`` every worker calls this with the same arguments; only
+    the chief writes ``workdir`` (:mod:`aiclassify.train.cluster`).
     """
-    workdir = Path(workdir)
+    has_gpu = bool(enable_gpu_memory_growth())
+    # MultiWorkerMirroredStrategy configures TensorFlow's collective ops: before any other op runs.
+    strategy = make_strategy(config.train.distribute)
     dataset_root(config.data, config.train.seed)
     make_filter(config.data.filter, config.data.filter_sigma, config.data.filter_kernel_size)
     make_augmenter(config.train.augment, augment_options(config))
     load_pretrained(build_from_config(config), config.model.pretrained)
-    resuming = runs.prepare_workdir(config, workdir, overwrite)
-    logger.info("%s run '%s' in %s", "Resuming" if resuming else "Starting", config.name, workdir)
-    has_gpu = bool(enable_gpu_memory_growth())
-    precision = choose_precision(config.train.precision, has_gpu)
-    keras.utils.set_random_seed(config.train.seed)
-    previous_policy = keras.mixed_precision.global_policy().name
-    keras.mixed_precision.set_global_policy(precision)
-    try:
-        with warnings.catch_warnings():
-            for noise in KERAS_DATASET_NOISE:
-                warnings.filterwarnings("ignore", message=noise, category=UserWarning)
-            return _train_and_export(config, workdir, resuming, precision)
-    finally:
-        keras.mixed_precision.set_global_policy(previous_policy)
+    with worker_workdir(strategy, Path(workdir), overwrite) as workdir:
+        resuming = runs.prepare_workdir(config, workdir, overwrite)
+        logger.info("%s run '%s' in %s", "Resuming" if resuming else "Starting", config.name, workdir)
+        check_same_start(strategy, runs.backup_epoch(workdir))
+        precision = choose_precision(config.train.precision, has_gpu)
+        keras.utils.set_random_seed(config.train.seed)
+        previous_policy = keras.mixed_precision.global_policy().name
+        keras.mixed_precision.set_global_policy(precision)
+        try:
+            with warnings.catch_warnings():
+                for noise in KERAS_DATASET_NOISE:
+                    warnings.filterwarnings("ignore", message=noise, category=UserWarning)
+                return _train_and_export(config, workdir, strategy, precision, resuming)
+        finally:
+            keras.mixed_precision.set_global_policy(previous_policy)
 
 
-def _train_and_export(config: Config, workdir: Path, resuming: bool, precision: str) -> dict[str, Any]:
-    splits, datasets, skipped = prepare_data(config, workdir)
+def _train_and_export(
+    config: Config, workdir: Path, strategy: tf.distribute.Strategy, precision: str, resuming: bool
+) -> dict[str, Any]:
+    full_batches = strategy.num_replicas_in_sync > 1
+    splits, datasets, skipped = prepare_data(config, workdir, full_batches)
     logger.info("Images per split: %s", splits.counts())
-    strategy = make_strategy(config.train.distribute)
     logger.info(
         "Training %s on %d replica(s) in %s", config.model.name, strategy.num_replicas_in_sync, precision
     )
-    steps_per_epoch = math.ceil(len(splits.splits["train"]) / config.train.batch_size)
+    train_images, batch_size = len(splits.splits["train"]), config.train.batch_size
+    steps_per_epoch = train_images // batch_size if full_batches else math.ceil(train_images / batch_size)
+    if steps_per_epoch == 0:
+        raise ValueError(
+            "train.batch_size is larger than the training split, so no full batch is left for several "
+            f"replicas. Received: batch_size={batch_size}, training images={train_images}"
+        )
     with strategy.scope():
         model = compile_model(config, steps_per_epoch)
+    fit_across_workers(model, datasets["train"])
     model.fit(
         datasets["train"],
         validation_data=datasets["validation_fit"],
