@@ -1,0 +1,24 @@
+"""Faces in a picture: found with MTCNN and cut out like the face model's training images.
+
+:class:`FaceDetector` (:mod:`aiclassify.faces.detector`) returns each image's :class:`Face` objects
+(box, confidence and five landmarks in the original pixels); :func:`crop_face`
+(:mod:`aiclassify.faces.crops`) cuts one out of the original image as a square RGB array in the
+geometry of the 140k Real and Fake Faces images. :mod:`aiclassify.faces.measure` holds the
+measurements of docs/faces.md. Importing this package imports neither TensorFlow nor mtcnn.
+"""
+
+from aiclassify.faces.crops import DEFAULT_METHOD, DEFAULT_SIZE, METHODS, aligned_crop, box_crop, crop_face
+from aiclassify.faces.detector import Face, FaceDetectionError, FaceDetector, Landmarks
+
+__all__ = [
+    "DEFAULT_METHOD",
+    "DEFAULT_SIZE",
+    "METHODS",
+    "Face",
+    "FaceDetectionError",
+    "FaceDetector",
+    "Landmarks",
+    "aligned_crop",
+    "box_crop",
+    "crop_face",
+]
