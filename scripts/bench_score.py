@@ -21,7 +21,6 @@ the score command lists them), with one loaded predictor:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -30,6 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from aiclassify.benchmarks.report import print_values, write_results
 from aiclassify.data.validate import image_problem
 from aiclassify.predict import Predictor
 from aiclassify.score import find_images, score_folder
@@ -128,13 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         "scorer_errors": scored[-1]["errors"],
         **stage_costs(predictor, paths[:STAGE_IMAGES], args.batch_size),
     }
-    for key, value in results.items():
-        if isinstance(value, list):
-            value = ", ".join(f"{item:.4g}" for item in value)
-        print(f"{key:<40} {value:.4g}" if isinstance(value, float) else f"{key:<40} {value}")
+    print_values(results)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
+        write_results(results, args.out)
     return 0
 
 

@@ -15,7 +15,6 @@ else the embedded demo data.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import tarfile
@@ -26,6 +25,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from aiclassify.benchmarks.report import print_values, write_results
 from aiclassify.config import DataConfig, load_config
 from aiclassify.data.demo import write_demo_dataset
 from aiclassify.data.layouts import load_splits
@@ -169,11 +169,9 @@ def main(argv: list[str] | None = None) -> int:
         "matmul_gflops_per_second": matmul / 1e9,
         "implied_fraction_of_matmul_rate": 3 * flops * ceiling["images_per_second"] / matmul,
     }
-    for key, value in results.items():
-        print(f"{key:<40} {value:.4g}" if isinstance(value, float) else f"{key:<40} {value}")
+    print_values(results)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
+        write_results(results, args.out)
     return 0
 
 

@@ -162,6 +162,14 @@ def print_report(results: dict) -> None:
     print(format_table(results["goals"], GOAL_COLUMNS))
 
 
+def print_values(results: dict) -> None:
+    """One ``name  value`` line per result (floats to 4 significant digits, lists joined)."""
+    for key, value in results.items():
+        if isinstance(value, list):
+            value = ", ".join(f"{item:.4g}" if isinstance(item, float) else str(item) for item in value)
+        print(f"{key:<40} {value:.4g}" if isinstance(value, float) else f"{key:<40} {value}")
+
+
 def write_results(results: dict, path: Path) -> None:
     """``results`` as indented JSON at ``path`` (its folder made when missing)."""
     path.parent.mkdir(parents=True, exist_ok=True)
