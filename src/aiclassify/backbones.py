@@ -140,68 +140,50 @@ def _build(
         ) from error
 
 
-@register("vgg16")
-def vgg16(
-    inputs: keras.KerasTensor,
-    *,
-    dropout: float = 0.5,
-    pretrained: str = "none",
-    resize_to: int = 0,
-    filter_layer: keras.layers.Layer | None = None,
-) -> keras.Model:
-    """VGG16 (13 convolutions in 5 blocks) from ``keras.applications``, caffe preprocessing."""
-    return _build(
-        "vgg16", keras.applications.VGG16, "caffe", inputs=inputs, dropout=dropout,
-        pretrained=pretrained, resize_to=resize_to, filter_layer=filter_layer,
-    )  # fmt: skip
+def _register_application(
+    name: str, application: Callable[..., keras.Model], preprocessing: str | None, description: str
+) -> Callable[..., keras.Model]:
+    """Register the builder ``name``: ``application`` with :func:`_application`'s input and head."""
+
+    def builder(
+        inputs: keras.KerasTensor,
+        *,
+        dropout: float = 0.5,
+        pretrained: str = "none",
+        resize_to: int = 0,
+        filter_layer: keras.layers.Layer | None = None,
+    ) -> keras.Model:
+        return _build(
+            name,
+            application,
+            preprocessing,
+            inputs=inputs,
+            dropout=dropout,
+            pretrained=pretrained,
+            resize_to=resize_to,
+            filter_layer=filter_layer,
+        )
+
+    builder.__name__ = builder.__qualname__ = name
+    builder.__doc__ = f"{description} from ``keras.applications``."
+    return register(name)(builder)
 
 
-@register("resnet50")
-def resnet50(
-    inputs: keras.KerasTensor,
-    *,
-    dropout: float = 0.5,
-    pretrained: str = "none",
-    resize_to: int = 0,
-    filter_layer: keras.layers.Layer | None = None,
-) -> keras.Model:
-    """ResNet50 from ``keras.applications``, caffe preprocessing."""
-    return _build(
-        "resnet50", keras.applications.ResNet50, "caffe", inputs=inputs, dropout=dropout,
-        pretrained=pretrained, resize_to=resize_to, filter_layer=filter_layer,
-    )  # fmt: skip
-
-
-@register("efficientnetb0")
-def efficientnetb0(
-    inputs: keras.KerasTensor,
-    *,
-    dropout: float = 0.5,
-    pretrained: str = "none",
-    resize_to: int = 0,
-    filter_layer: keras.layers.Layer | None = None,
-) -> keras.Model:
-    """EfficientNetB0 from ``keras.applications``; it normalises 0-255 pixels itself."""
-    return _build(
-        "efficientnetb0", keras.applications.EfficientNetB0, None, inputs=inputs, dropout=dropout,
-        pretrained=pretrained, resize_to=resize_to, filter_layer=filter_layer,
-    )  # fmt: skip
-
-
-@register("densenet121")
-def densenet121(
-    inputs: keras.KerasTensor,
-    *,
-    dropout: float = 0.5,
-    pretrained: str = "none",
-    resize_to: int = 0,
-    filter_layer: keras.layers.Layer | None = None,
-) -> keras.Model:
-    """DenseNet121 from ``keras.applications``, torch preprocessing."""
-    return _build(
-        "densenet121", keras.applications.DenseNet121, "torch", inputs=inputs, dropout=dropout,
-        pretrained=pretrained, resize_to=resize_to, filter_layer=filter_layer,
-    )  # fmt: skip
+vgg16 = _register_application(
+    "vgg16", keras.applications.VGG16, "caffe", "VGG16 (13 convolutions in 5 blocks), caffe preprocessing,"
+)
+resnet50 = _register_application(
+    "resnet50", keras.applications.ResNet50, "caffe", "ResNet50, caffe preprocessing,"
+)
+efficientnetb0 = _register_application(
+    "efficientnetb0",
+    keras.applications.EfficientNetB0,
+    None,
+    "EfficientNetB0 (it normalises 0-255 pixels itself)",
+)
+densenet121 = _register_application(
+    "densenet121", keras.applications.DenseNet121, "torch", "DenseNet121, torch preprocessing,"
+)
 
 
 def backbone_layers(model: keras.Model) -> list[keras.layers.Layer]:
