@@ -273,6 +273,31 @@ def cnn5(
     return keras.Model(inputs, probability_output(x), name="cnn5")
 
 
+def lenet(
+    inputs: keras.KerasTensor,
+    convs_per_stage: int,
+    name: str,
+    *,
+    bn_momentum: float = 0.99,
+    filter_layer: keras.layers.Layer | None = None,
+) -> keras.Model:
+    """LeNet for RGB input: two stages of ``convs_per_stage`` x (Conv 5x5 valid + ReLU, BatchNorm)
+    then MaxPool 2x2 (6, then 16 filters), Dense 120 and 84."""
+    _check_bn_momentum(bn_momentum)
+    shrink = 4 * convs_per_stage  # each valid 5x5 convolution takes 4 pixels off the side
+    _check_spatial(inputs, ((inputs.shape[1] - shrink) // 2 - shrink) // 2, name)
+    x = _rescaled(inputs, filter_layer)
+    for block, filters in enumerate((6, 16), start=1):
+        for index in range(1, convs_per_stage + 1):
+            x = layers.Conv2D(filters, 5, activation="relu", name=f"block{block}_conv{index}")(x)
+            x = layers.BatchNormalization(momentum=bn_momentum, name=f"block{block}_bn{index}")(x)
+        x = layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(120, activation="relu", name="fc1")(x)
+    x = layers.Dense(84, activation="relu", name="fc2")(x)
+    return keras.Model(inputs, probability_output(x), name=name)
+
+
 @register("lenet5")
 def lenet5(
     inputs: keras.KerasTensor,
@@ -280,18 +305,8 @@ def lenet5(
     bn_momentum: float = 0.99,
     filter_layer: keras.layers.Layer | None = None,
 ) -> keras.Model:
-    """LeNet-5 for RGB input, with BatchNorm after each convolution."""
-    _check_bn_momentum(bn_momentum)
-    _check_spatial(inputs, ((inputs.shape[1] - 4) // 2 - 4) // 2, "lenet5")
-    x = _rescaled(inputs, filter_layer)
-    for block, filters in enumerate((6, 16), start=1):
-        x = layers.Conv2D(filters, 5, activation="relu", name=f"block{block}_conv1")(x)
-        x = layers.BatchNormalization(momentum=bn_momentum, name=f"block{block}_bn1")(x)
-        x = layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
-    x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(120, activation="relu", name="fc1")(x)
-    x = layers.Dense(84, activation="relu", name="fc2")(x)
-    return keras.Model(inputs, probability_output(x), name="lenet5")
+    """LeNet-5 for RGB input, with BatchNorm after each convolution (:func:`lenet`)."""
+    return lenet(inputs, 1, "lenet5", bn_momentum=bn_momentum, filter_layer=filter_layer)
 
 
 @register("lenet2")
@@ -301,23 +316,9 @@ def lenet2(
     bn_momentum: float = 0.99,
     filter_layer: keras.layers.Layer | None = None,
 ) -> keras.Model:
-    """LeNet with both convolution layers doubled: two Conv 5x5 per stage (6, 6, then 16, 16 filters).
-
-    Otherwise :func:`lenet5`: valid padding, BatchNorm after each convolution, MaxPool 2x2 after
-    each stage, Dense 120 and 84.
-    """
-    _check_bn_momentum(bn_momentum)
-    _check_spatial(inputs, ((inputs.shape[1] - 8) // 2 - 8) // 2, "lenet2")
-    x = _rescaled(inputs, filter_layer)
-    for block, filters in enumerate((6, 16), start=1):
-        for index in (1, 2):
-            x = layers.Conv2D(filters, 5, activation="relu", name=f"block{block}_conv{index}")(x)
-            x = layers.BatchNormalization(momentum=bn_momentum, name=f"block{block}_bn{index}")(x)
-        x = layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
-    x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(120, activation="relu", name="fc1")(x)
-    x = layers.Dense(84, activation="relu", name="fc2")(x)
-    return keras.Model(inputs, probability_output(x), name="lenet2")
+    """LeNet with both convolution layers doubled: two Conv 5x5 per stage (6, 6, then 16, 16
+    filters); otherwise :func:`lenet5`."""
+    return lenet(inputs, 2, "lenet2", bn_momentum=bn_momentum, filter_layer=filter_layer)
 
 
 @register("cnn_small_nopool")
