@@ -52,6 +52,44 @@ class FakePredictor(Predictor):
         return [(len(image) % 100) / 100 for image in images]
 
 
+class FakeDetector:
+    """A face detector (the interface of :class:`aiclassify.faces.FaceDetector`) that needs no model:
+    it "finds" ``count`` faces side by side in the middle band of any image of at least 64 pixels a
+    side, each a square with its landmarks where a frontal face has them, and raises ``fail_with``
+    (after the warm-up search) on images of that width."""
+
+    max_faces, min_face_size, min_confidence, max_search_side = 20, 32, 0.9, 1024
+
+    def __init__(self, count: int = 2, fail_on_width: int | None = None):
+        self.count = count
+        self.fail_on_width = fail_on_width
+        self.searched: list[tuple[int, int]] = []
+
+    def detect(self, image: np.ndarray) -> list:
+        from aiclassify.faces import Face, FaceDetectionError, Landmarks
+
+        height, width = image.shape[:2]
+        self.searched.append((width, height))
+        if width == self.fail_on_width:
+            raise FaceDetectionError(f"fake failure on a {width}x{height} image")
+        if min(width, height) < 64:
+            return []
+        side = min(height // 2, width // (self.count + 1))
+        faces = []
+        for number in range(self.count):
+            x, y = (number + 1) * width // (self.count + 1) - side // 2, (height - side) // 2
+            eyes_y, mouth_y = y + 0.4 * side, y + 0.75 * side
+            landmarks = Landmarks(
+                (x + 0.3 * side, eyes_y),
+                (x + 0.7 * side, eyes_y),
+                (x + 0.5 * side, y + 0.55 * side),
+                (x + 0.35 * side, mouth_y),
+                (x + 0.65 * side, mouth_y),
+            )
+            faces.append(Face((x, y, side, side), 0.99 - 0.01 * number, landmarks))
+        return faces
+
+
 def encode(image: Image.Image, fmt: str = "PNG", **options: Any) -> bytes:
     """``image`` encoded as ``fmt``."""
     buffer = io.BytesIO()
@@ -235,3 +273,22 @@ def assert_matches_openapi(response, path: str, method: str = "post") -> dict[st
     }
     jsonschema.Draft202012Validator(schema).validate(body)
     return body
+
+
+GROUP_PHOTOS = ("valid/real/00053.jpg", "valid/real/00119.jpg", "valid/real/00136.jpg")
+"""Three photos of the 140k faces sample (``real-vs-fake/`` of ../shared/data/faces.tar.gz), one
+person each, in which the detector finds one face each."""
+GROUP_PLACES = ((40, 90, 330), (430, 40, 400), (880, 120, 290))
+"""Where :func:`group_photo` pastes :data:`GROUP_PHOTOS`: ``(x, y, side)`` each, left to right."""
+GROUP_SIZE = (1200, 500)
+
+
+def group_photo(faces_sample: Path, fmt: str = "JPEG") -> bytes:
+    """A group photo: :data:`GROUP_PHOTOS` of ``faces_sample`` (the sample's ``real-vs-fake`` folder)
+    pasted at :data:`GROUP_PLACES` on a :data:`GROUP_SIZE` noise background
+    (:func:`aiclassify.faces.measure.paste_photos`), encoded as ``fmt``."""
+    from aiclassify.faces.measure import load_rgb, paste_photos
+
+    photos = [load_rgb(faces_sample / name) for name in GROUP_PHOTOS]
+    options = {"quality": 92} if fmt == "JPEG" else {}
+    return encode(Image.fromarray(paste_photos(GROUP_SIZE, photos, GROUP_PLACES)), fmt, **options)

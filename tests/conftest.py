@@ -155,8 +155,9 @@ def encoded_images() -> list[bytes]:
 @pytest.fixture(scope="module")
 def fake_app():
     """The API in-process on two fake predictors (builders.FakePredictor: no model, instant): ``faces``
-    (uncalibrated) and ``general`` (calibrated, with :data:`OPERATING_POINTS`); 1 MB upload limit."""
-    from builders import FakePredictor
+    (uncalibrated) and ``general`` (calibrated, with :data:`OPERATING_POINTS`), and a
+    builders.FakeDetector finding two faces in each image of 64 px a side or more; 1 MB upload limit."""
+    from builders import FakeDetector, FakePredictor
 
     from aiclassify.serving.app import create_app
 
@@ -164,6 +165,7 @@ def fake_app():
     app = create_app(
         {"background_loading": False, "max_batch_wait_ms": 0, "max_upload_mb": 1},
         predictors={"faces": FakePredictor(), "general": FakePredictor(calibration=calibration)},
+        face_detector=FakeDetector(),
     )
     yield app
     app.extensions["aiclassify"].registry.close()
@@ -186,6 +188,15 @@ def shared_data(tmp_path_factory) -> Path:
                     bundle.extractall(target, filter="data")
             (target / f".{name}-extracted").touch()
     return target
+
+
+@pytest.fixture(scope="session")
+def group_photo(shared_data) -> bytes:
+    """A 1200x500 JPEG of three real 140k face photos pasted left to right
+    (:func:`builders.group_photo`, at :data:`builders.GROUP_PLACES`)."""
+    from builders import group_photo as make_group_photo
+
+    return make_group_photo(shared_data / "faces" / "real_vs_fake" / "real-vs-fake")
 
 
 # --- loopback servers -----------------------------------------------------------------------------

@@ -105,3 +105,17 @@ def test_text_lines_name_the_label_at_a_requested_operating_point():
         "b.png", "real", 0.4, None, 0.5, None, "inconclusive", {"lower": 0.2, "upper": 0.8}, []
     )
     assert cli.format_result(plain) == ["b.png: inconclusive (P(AI-generated) = 0.4000)"]
+
+
+def test_predict_cli_face_run_warns_no_face_when_it_is_the_face_model_too(tiny_run, tmp_path, capsys):
+    import json
+
+    path = tmp_path / "noise.png"
+    path.write_bytes(noise_image("PNG", size=(96, 80), seed=3))
+    assert cli.main(["--run", str(tiny_run), "--face-run", str(tiny_run), "--json", str(path)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["faces"] == [] and "no_face" in {w["code"] for w in result["warnings"]}
+    assert cli.main(["--run", str(tiny_run), "--face-run", str(tiny_run), str(path)]) == 0
+    assert "  faces: none found" in capsys.readouterr().out.splitlines()
+    assert cli.main(["--run", str(tiny_run), "--json", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out)["faces"] is None  # no face path asked for

@@ -35,6 +35,7 @@ from PIL import Image
 
 from aiclassify.predict import Predictor
 from aiclassify.predict.diagnostics import WARNING_CODES
+from aiclassify.predict.faces import FACE_WARNING_CODES
 from aiclassify.serving.app import create_app
 from aiclassify.serving.batching import BatchQueue
 from aiclassify.serving.settings import SettingsError, load_settings
@@ -110,7 +111,7 @@ def test_openapi_document_lists_every_route(app):
             path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
             served |= {(path, method.lower()) for method in rule.methods - {"HEAD", "OPTIONS"}}
     documented = {(path, method) for path, operations in document["paths"].items() for method in operations}
-    assert documented == served and len(served) == 11  # ten JSON operations and /metrics
+    assert documented == served and len(served) == 12  # eleven JSON operations and /metrics
     for operations in document["paths"].values():
         for operation in operations.values():
             assert "200" in operation["responses"] and operation["summary"]
@@ -507,8 +508,8 @@ def test_a_run_without_a_band_answers_its_label_as_verdict(client):
     body = assert_matches_openapi(post_files(client, image_bytes("JPEG", size=(64, 48))), "/predict")
     [prediction] = body["predictions"]
     assert prediction["verdict"] == prediction["label"] and prediction["band"] is None
-    assert [w["code"] for w in prediction["warnings"]] == ["demo_model"]
-    assert body["model"]["demo"] is True
+    assert [w["code"] for w in prediction["warnings"]] == ["demo_model", "no_face"]  # the face model
+    assert body["model"]["demo"] is True and prediction["faces"] == []
 
 
 def test_openapi_document_declares_verdicts_and_warnings():
@@ -517,7 +518,7 @@ def test_openapi_document_declares_verdicts_and_warnings():
     assert {"verdict", "band", "warnings", "label"} <= set(prediction["required"])
     assert set(prediction["properties"]["verdict"]["enum"]) == {"real", "ai-generated", "inconclusive"}
     codes = set(schemas["ImageWarningInfo"]["properties"]["code"]["enum"])
-    assert codes == set(WARNING_CODES)
+    assert codes == set(WARNING_CODES) | set(FACE_WARNING_CODES)
     assert {"band", "band_note", "demo"} <= set(schemas["ModelDescription"]["required"])
 
 

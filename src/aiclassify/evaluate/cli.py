@@ -5,6 +5,9 @@ filter replaced by each of these filters.
 
 ``--band-fpr 0.03`` (the default) sets the rate both ends of the inconclusive band are chosen for.
 
+``--faces NAME=DIR`` (repeatable) scores a labelled folder of whole photos through the face path: each
+face MTCNN finds is cropped and scored by the run's (face) model; the report gains per-face metrics.
+
 Writes ``report.json``, ``report.md``, ``figures/`` and ``calibration.json`` (temperature, operating
 points and inconclusive band, which the predictor and the API use) into the run; training's files are
 never rewritten.
@@ -19,15 +22,15 @@ from pathlib import Path
 from aiclassify.logs import setup_logging
 
 
-def parse_ood(values: list[str]) -> dict[str, Path]:
-    """``NAME=DIR`` options as a mapping (names must be unique)."""
+def parse_ood(values: list[str], option: str = "--ood") -> dict[str, Path]:
+    """``NAME=DIR`` options (of ``option``) as a mapping (names must be unique)."""
     sets: dict[str, Path] = {}
     for value in values:
         name, sep, directory = value.partition("=")
         if not sep or not name or not directory:
-            raise argparse.ArgumentTypeError(f"--ood must look like NAME=DIR. Received: {value!r}")
+            raise argparse.ArgumentTypeError(f"{option} must look like NAME=DIR. Received: {value!r}")
         if name in sets:
-            raise argparse.ArgumentTypeError(f"--ood name {name!r} given twice")
+            raise argparse.ArgumentTypeError(f"{option} name {name!r} given twice")
         sets[name] = Path(directory)
     return sets
 
@@ -53,6 +56,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data", type=Path, help="another copy of the dataset (default: the run's own)")
     parser.add_argument(
         "--ood", action="append", default=[], metavar="NAME=DIR", help="extra set scored whole (repeatable)"
+    )
+    parser.add_argument(
+        "--faces",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="a labelled folder of whole photos scored through the face path: each face found is "
+        "scored by this (face) model, with per-face metrics (repeatable)",
     )
     parser.add_argument(
         "--tiers",
@@ -106,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             draw_figures=not args.no_figures,
             cross_filters=cross_filters,
             band_fpr=args.band_fpr,
+            faces=parse_ood(args.faces, "--faces"),
         )
     except (argparse.ArgumentTypeError, RunDirectoryError, ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -123,6 +135,12 @@ def main(argv: list[str] | None = None) -> int:
         + f": test coverage {_percent(band_test['coverage'])}, accuracy of confident verdicts "
         f"{_percent(band_test['confident_accuracy'])}, FPR {_percent(band_test['fpr'])}"
     )
+    for name, section in report.get("faces", {}).items():
+        scored = section["faces"] or {}
+        print(
+            f"face path {name}: {scored.get('examples', 0)} faces in {section['photos']} photos, "
+            f"per-face accuracy {_percent(scored.get('accuracy'))}"
+        )
     if "cross_filter" in report:
         cells = [
             f"{row['filter']} {'n/a' if row['accuracy'] is None else format(row['accuracy'], '.4f')}"

@@ -245,6 +245,10 @@ def render_markdown(report: dict[str, Any]) -> str:
             for name, s in report["ood"].items()
         ]
         lines += [*table(["set", "images", "accuracy", "ROC-AUC", "AP", "mean P(AI)", "folder"], rows), ""]
+    if report.get("faces"):
+        from aiclassify.evaluate.faces import markdown_lines
+
+        lines += markdown_lines(report["faces"])
     if report["figures"]:
         lines += ["## Figures", ""]
     lines += [f"![{name}]({path})" for name, path in report["figures"].items()]

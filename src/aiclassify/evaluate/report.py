@@ -52,8 +52,12 @@ def evaluate_run(
     draw_figures: bool = True,
     cross_filters: Sequence[str] | None = None,
     band_fpr: float = BAND_FPR,
+    faces: Mapping[str, Path] | None = None,
 ) -> dict[str, Any]:
     """Score the run's validation and test splits (clean and every robustness tier) and any OOD sets.
+
+    With ``faces`` (name to a labelled folder of whole photos), each photo's faces are found and
+    scored through the face path (the report's ``faces`` section, :mod:`aiclassify.evaluate.faces`).
 
     With ``cross_filters`` (filter names), the test split is also scored with the model's input
     filter replaced by each of them (the report's ``cross_filter`` section, see
@@ -125,6 +129,8 @@ def evaluate_run(
         name: {"root": str(path), **_ood_summary(predictor, name, Path(path), threshold)}
         for name, path in (ood or {}).items()
     }
+    if faces:
+        report["faces"] = _face_sections(predictor, faces, threshold)
     report["figures"] = (
         _draw_figures(run_dir, report, test, calibrated["test"], points, grid_images) if draw_figures else {}
     )
@@ -218,6 +224,18 @@ def _robustness(
         )
         logger.info("Robustness %-15s accuracy %.4f", name, rows[-1]["accuracy"])
     return rows
+
+
+def _face_sections(predictor: Predictor, folders: Mapping[str, Path], threshold: float) -> dict[str, Any]:
+    from aiclassify.evaluate.faces import face_path_section
+    from aiclassify.faces import FaceDetector, FaceFinder
+    from aiclassify.predict import FacePath
+
+    path = FacePath(FaceFinder(FaceDetector()), predictor)
+    return {
+        name: face_path_section(predictor, path, name, Path(folder), threshold)
+        for name, folder in folders.items()
+    }
 
 
 def _ood_summary(predictor: Predictor, name: str, path: Path, threshold: float) -> dict[str, Any]:

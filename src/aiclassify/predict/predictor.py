@@ -32,7 +32,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -42,6 +42,9 @@ from aiclassify.evidence import Evidence, read_evidence
 from aiclassify.predict.band import Band, read_band
 from aiclassify.predict.diagnostics import DEMO_MODEL, ImageWarning, image_warnings
 from aiclassify.predict.stages import ImageScorer, ScoreFunction, as_scorer
+
+if TYPE_CHECKING:
+    from aiclassify.predict.faces import FacePath
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +116,9 @@ class FilePrediction:
     band: dict[str, float] | None = None  # {"lower", "upper"}
     warnings: list[dict[str, str]] | None = None  # [{"code", "message"}]
     evidence: dict[str, Any] | None = None  # {"declared", "findings": [{source, finding, strength, detail}]}
+    faces: list[dict[str, Any]] | None = (
+        None  # with a face path: FaceVerdict.to_dict() each; None: not searched
+    )
 
 
 def read_calibration(run_dir: Path, metadata: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
@@ -367,9 +373,19 @@ class Predictor:
         ]
 
     def predict_files(
-        self, paths: Sequence[Path], target_fpr: float | None = None, operating_point: str | None = None
+        self,
+        paths: Sequence[Path],
+        target_fpr: float | None = None,
+        operating_point: str | None = None,
+        faces: FacePath | None = None,
+        expect_faces: bool = False,
     ) -> list[FilePrediction]:
-        """Verdicts on image files; a file that cannot be read or decoded gets an error instead."""
+        """Verdicts on image files; a file that cannot be read or decoded gets an error instead.
+
+        With ``faces`` (:class:`~aiclassify.predict.faces.FacePath`), each file's faces are scored
+        by its face model too, at the same ``target_fpr``/``operating_point``, and listed in
+        ``FilePrediction.faces``; ``expect_faces`` warns ``no_face`` on a file without one.
+        """
         from aiclassify.data.validate import image_problem
 
         threshold, point = self.threshold_for(target_fpr, operating_point)
@@ -380,16 +396,28 @@ class Predictor:
         readable = [Path(path) for path in paths if not problems[str(path)]]
         contents = {str(path): path.read_bytes() for path in readable}
         scores = dict(zip(contents, self.probabilities(list(contents.values())), strict=True))
+        face_results = (
+            dict(
+                zip(
+                    contents,
+                    faces.score(list(contents.values()), target_fpr, operating_point, expect_faces),
+                    strict=True,
+                )
+            )
+            if faces is not None
+            else {}
+        )
         results = []
         for path in map(str, paths):
             if problems[path]:
                 results.append(FilePrediction(path, None, None, problems[path]))
                 continue
+            search, face_verdicts = face_results.get(path, (None, None))
             verdict = self.verdict(
                 scores[path],
                 threshold,
                 point,
-                self.image_warnings(contents[path]),
+                (*self.image_warnings(contents[path]), *(search.warnings if search else ())),
                 self.evidence(contents[path]),
             )
             results.append(
@@ -404,6 +432,7 @@ class Predictor:
                     None if verdict.band is None else verdict.band.to_dict(),
                     [warning.to_dict() for warning in verdict.warnings],
                     None if verdict.evidence is None else verdict.evidence.to_dict(),
+                    None if face_verdicts is None else [face.to_dict() for face in face_verdicts],
                 )
             )
         return results

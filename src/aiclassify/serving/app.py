@@ -20,11 +20,13 @@ from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntityTooLarge
 from werkzeug.utils import cached_property
 
+from aiclassify.faces import FaceDetector
 from aiclassify.logs import printable, setup_logging
 from aiclassify.predict import Predictor
 from aiclassify.serving import routes
 from aiclassify.serving.apispec import openapi_document
 from aiclassify.serving.errors import ApiError, reason_for_status, shorten
+from aiclassify.serving.faces import AUTO, FaceService
 from aiclassify.serving.images import ImageLimits, configure_pillow
 from aiclassify.serving.registry import ModelRegistry, ServedModel
 from aiclassify.serving.request_limits import (
@@ -79,16 +81,23 @@ class InMemoryRequest(Request):
 def create_app(
     config: ServerSettings | dict[str, Any] | None = None,
     predictors: dict[str, Predictor] | Predictor | None = None,
+    face_detector: FaceDetector | None = None,
 ) -> Flask:
-    """Build the app and start loading its models.
+    """Build the app and start loading its models (and its face detector).
 
     ``config``: :class:`ServerSettings` or a dict of its fields, overriding ``AICLASSIFY_*``
     environment variables. ``predictors``: a dict of name to :class:`~aiclassify.predict.Predictor`,
     or one predictor; these replace loading the same-named configured models from disk.
+    ``face_detector``: a detector to use instead of building MTCNN from the settings (anything with
+    :class:`~aiclassify.faces.FaceDetector`'s ``detect`` and limits).
     """
     setup_logging()
     settings = load_settings(config)
     models = build_models(settings, predictors)
+    if AUTO in {m.name for m in models}:
+        raise ValueError(
+            f"no model may be called {AUTO!r}: model={AUTO} asks for the face and general models"
+        )
     default_name = settings.default_model or models[0].name
     if default_name not in {m.name for m in models}:
         raise ValueError(f"default model {default_name!r} is not one of the served models")
@@ -113,7 +122,8 @@ def create_app(
     app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_form_memory_size
     app.config["MAX_FORM_PARTS"] = settings.max_form_parts
     app.json.sort_keys = False
-    ServingState(settings, registry, limits).attach(app)
+    faces = FaceService(settings, set(registry.models), face_detector)
+    ServingState(settings, registry, limits, faces).attach(app)
     app.register_blueprint(routes.blueprint)
     _register_hooks(app)
     with app.app_context():
@@ -123,6 +133,7 @@ def create_app(
         settings.max_batch_size,
         settings.max_batch_wait_ms / 1000,
         on_batch=serving_state(app).metrics.observe_batch,
+        then=faces.load,
     )
     logger.info("Serving models %s (default %s)", ", ".join(registry.models), default_name)
     return app

@@ -74,6 +74,15 @@ class ApiMetrics:
             buckets=DECODE_BUCKETS_S,
             registry=self.registry,
         )
+        self._face_detection = Histogram(
+            "aiclassify_face_detection_seconds",
+            "Time to find and crop the faces of one image (model=auto and model=faces).",
+            buckets=DECODE_BUCKETS_S,
+            registry=self.registry,
+        )
+        self._faces = Counter(
+            "aiclassify_faces_scored", "Faces found and scored by the face model.", registry=self.registry
+        )
         self._explanations = Gauge(
             "aiclassify_explanations_in_progress",
             "Requests computing Grad-CAM explanations now.",
@@ -99,6 +108,11 @@ class ApiMetrics:
     def observe_decode(self, seconds: float) -> None:
         """Record the time one uploaded image took to check, decode and normalise."""
         self._decode.observe(seconds)
+
+    def observe_face_detection(self, seconds: float, faces: int) -> None:
+        """Record one image's face search time and the number of faces it found."""
+        self._face_detection.observe(seconds)
+        self._faces.inc(faces)
 
     def watch_explanations(self, in_progress: Callable[[], float]) -> None:
         """Read the number of explanations in progress from ``in_progress`` at every scrape."""

@@ -236,14 +236,18 @@ class ModelRegistry:
         max_batch_size: int,
         max_wait_s: float,
         on_batch: Callable[[str, int], None] | None = None,
+        then: Callable[[], None] | None = None,
     ) -> None:
         """Load every model, in a daemon thread when ``background``; ``on_batch`` as in
-        :meth:`ServedModel.load`."""
+        :meth:`ServedModel.load`; ``then`` is called in the same thread after the models (the face
+        detector's load), before loading counts as finished."""
 
         def load_all() -> None:
             try:
                 for model in self.models.values():
                     model.load(max_batch_size, max_wait_s, on_batch)
+                if then is not None:
+                    then()
             finally:
                 self._loaded.set()
 

@@ -1,4 +1,5 @@
-"""The service's own endpoints: ``/predict``, ``/healthz``, ``/readyz``, ``/openapi.json``, ``/metrics``."""
+"""The service's own endpoints: ``/predict``, ``/healthz``, ``/readyz``, ``/v1/faces``, ``/openapi.json``,
+``/metrics``."""
 
 from __future__ import annotations
 
@@ -16,10 +17,13 @@ from aiclassify.serving.apispec import (
     openapi_document,
     responses,
 )
+from aiclassify.serving.decode_budget import DecodeClock
 from aiclassify.serving.errors import ApiError
+from aiclassify.serving.faces import UploadFaces
 from aiclassify.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from aiclassify.serving.registry import ServedModel
 from aiclassify.serving.schemas import (
+    FacesInfo,
     Health,
     OpenApiDocument,
     PredictForm,
@@ -60,8 +64,20 @@ def readyz():
         name: {"state": m.state, "version": m.version, "error": (m.error or None) if show_errors else None}
         for name, m in registry.models.items()
     }
-    ready = registry.ready()
-    return jsonify({"ready": ready, "models": models}), 200 if ready else 503
+    faces = serving_state().faces
+    ready = registry.ready() and faces.ready()
+    body = {"ready": ready, "models": models, "face_detector": faces.readiness(show_errors)}
+    return jsonify(body), 200 if ready else 503
+
+
+@blueprint.get("/v1/faces")
+@api.validate(resp=responses(FacesInfo, "The face path's models, detector and limits", 401, 500))
+def faces_info():
+    """Whether `model=auto` can be used now: the face model that scores each face, the general model
+    that scores the whole image, the face detector's state and its limits (faces per image, smallest
+    face, confidence, search size, crop)."""
+    state = serving_state()
+    return jsonify(state.faces.describe(state.registry))
 
 
 @blueprint.get("/openapi.json")
@@ -105,15 +121,30 @@ def predict():
     started = time.perf_counter()
     state = serving_state()
     parameters = _parameters()
-    model = state.registry.get(parameters.model)
+    route = state.faces.route(state.registry, parameters.model)
+    model = route.model
     threshold, point = model.threshold_for(parameters.target_fpr, parameters.operating_point)
     uploads = _collect_uploads(state.settings.max_images)
+    clock = DecodeClock(state.limits.decode_budget_s)
     scored = score_uploads(
-        model, uploads, state.limits, state.settings.request_timeout_s, state.metrics.observe_decode
+        model, uploads, state.limits, state.settings.request_timeout_s, state.metrics.observe_decode, clock
     )
+    faces: list[UploadFaces | None] = [None] * len(uploads)
+    if route.face_model is not None:
+        faces = state.faces.score_faces(
+            route.face_model,
+            [item.image.data for item in scored],
+            parameters.target_fpr,
+            parameters.operating_point,
+            route.expect_faces,
+            state.settings.request_timeout_s,
+            clock,
+        )
+        for found in faces:
+            state.metrics.observe_face_detection(found.detection_ms / 1000, len(found.search.crops or ()))
     predictions = [
-        _prediction(index, upload, item, model, threshold, point)
-        for index, (upload, item) in enumerate(zip(uploads, scored, strict=True))
+        _prediction(index, upload, item, model, threshold, point, found, route.face_model)
+        for index, (upload, item, found) in enumerate(zip(uploads, scored, faces, strict=True))
     ]
     if parameters.explain:
         with state.explanation_slots.hold():  # at most max_concurrent_explanations at once
@@ -123,6 +154,7 @@ def predict():
     return jsonify(
         {
             "model": _model_summary(model),
+            "face_model": None if route.face_model is None else _model_summary(route.face_model),
             "predictions": predictions,
             "timing_ms": {"total": round((time.perf_counter() - started) * 1000, 3)},
         }
@@ -179,13 +211,24 @@ def _model_summary(model: ServedModel) -> dict[str, Any]:
 
 
 def _prediction(
-    index: int, upload: Upload, item: Scored, model: ServedModel, threshold: float, point: str | None
+    index: int,
+    upload: Upload,
+    item: Scored,
+    model: ServedModel,
+    threshold: float,
+    point: str | None,
+    found: UploadFaces | None = None,
+    face_model: ServedModel | None = None,
 ) -> dict[str, Any]:
     """The verdict on one image, with the warnings and the metadata evidence computed from the bytes as
-    uploaded (the evidence is reported beside the verdict, never folded into probability_ai)."""
-    verdict = model.verdict(
-        item.probability, threshold, point, model.image_warnings(upload.data), model.evidence(upload.data)
-    )
+    uploaded (the evidence is reported beside the verdict, never folded into probability_ai), and the
+    face model's verdict on each of its faces (``found``), beside it too."""
+    warnings = (*model.image_warnings(upload.data), *(found.search.warnings if found else ()))
+    verdict = model.verdict(item.probability, threshold, point, warnings, model.evidence(upload.data))
+    faces = None
+    if found is not None and found.verdicts is not None and face_model is not None:
+        reference = {"name": face_model.name, "version": face_model.version}
+        faces = [{**face.to_dict(), "model": reference} for face in found.verdicts]
     return {
         "index": index,
         "filename": upload.filename,
@@ -203,5 +246,10 @@ def _prediction(
         "height": item.image.height,
         "format": item.image.format,
         "converted": item.image.converted,
-        "timing_ms": {"preprocess": round(item.preprocess_ms, 3), "inference": round(item.inference_ms, 3)},
+        "timing_ms": {
+            "preprocess": round(item.preprocess_ms, 3),
+            "inference": round(item.inference_ms, 3),
+            "face_detection": None if found is None else round(found.detection_ms, 3),
+        },
+        "faces": faces,
     }

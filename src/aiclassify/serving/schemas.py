@@ -33,6 +33,7 @@ from aiclassify import LABEL_NAMES
 from aiclassify.evidence import DECLARED, SOURCES, STRENGTHS
 from aiclassify.predict.band import VERDICTS
 from aiclassify.predict.diagnostics import WARNING_CODES
+from aiclassify.predict.faces import FACE_WARNING_CODES
 from aiclassify.serving.errors import quoted, shorten
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
@@ -59,7 +60,7 @@ MOST_PADDING = {0: 0, 2: 2, 3: 1}  # "=" allowed after the data, by its length m
 ModelState = Literal["LOADING", "AVAILABLE", "END"]  # TensorFlow Serving's state names
 Label = Literal[LABEL_NAMES]
 VerdictName = Literal[VERDICTS]
-WarningCode = Literal[WARNING_CODES]
+WarningCode = Literal[WARNING_CODES + FACE_WARNING_CODES]
 EvidenceSource = Literal[SOURCES]
 EvidenceStrength = Literal[STRENGTHS]
 Declared = Literal[DECLARED]
@@ -177,7 +178,10 @@ class PredictParameters(Parameters):
     model_config = ConfigDict(json_schema_extra=_given_or_left_out)
 
     model: str | None = Field(
-        None, description="model name (e.g. faces, general); default AICLASSIFY_DEFAULT_MODEL"
+        None,
+        description="model name (e.g. faces, general), or auto: the whole image by the general model "
+        "and every face found by the face model (GET /v1/faces says whether it is available); "
+        "default AICLASSIFY_DEFAULT_MODEL",
     )
     target_fpr: Fraction | None = Field(
         None,
@@ -311,11 +315,48 @@ class ModelReadiness(Closed):
     )
 
 
+DetectorState = Literal["LOADING", "AVAILABLE", "END", "DISABLED"]
+
+
+class DetectorReadiness(Closed):
+    """The face detector's loading state."""
+
+    state: DetectorState
+    error: str | None = Field(description="why it failed to load; only for a caller with the valid X-API-Key")
+
+
 class Ready(Closed):
-    """Whether every model is loaded and answered a warm-up call."""
+    """Whether every model, and the face detector when the face model is served, is loaded and
+    answered a warm-up call."""
 
     ready: bool
     models: dict[str, ModelReadiness]
+    face_detector: DetectorReadiness | None = Field(
+        description="null when this server does not detect faces (no face model, or "
+        "AICLASSIFY_FACE_DETECTION=0)"
+    )
+
+
+class FaceDetectorSettings(Closed):
+    """The face detector's state and limits."""
+
+    state: DetectorState
+    max_faces: int = Field(description="faces scored per image: the most confident")
+    min_face_size: int = Field(description="pixels: a face whose box's longer side is smaller is not scored")
+    min_confidence: float = Field(description="detector confidence below which a face is not scored")
+    max_search_side: int = Field(description="pixels: a larger image is searched on a copy shrunk to this")
+    crop: str = Field(description="how each face is cut out: aligned (FFHQ's alignment) or box")
+    crop_size: int = Field(description="the side of each face's crop, in pixels, before the face model")
+
+
+class FacesInfo(Closed):
+    """Whether model=auto is available: the face model, the general model and the detector."""
+
+    available: bool = Field(description="model=auto can be used now")
+    face_model: str = Field(description="the model that scores each face (model=auto and model=faces)")
+    general_model: str = Field(description="the model that scores the whole image under model=auto")
+    detector: FaceDetectorSettings | None = Field(description="null when this server does not detect faces")
+    note: str | None = Field(description="why model=auto is not available; null when it is")
 
 
 class ModelRef(Closed):
@@ -341,6 +382,9 @@ class ImageTiming(Closed):
 
     preprocess: float
     inference: float
+    face_detection: float | None = Field(
+        None, description="finding and cropping the faces (null when faces were not searched)"
+    )
 
 
 class Explanation(Closed):
@@ -398,6 +442,42 @@ class Evidence(Closed):
     findings: list[EvidenceFinding]
 
 
+class Point(RootModel[tuple[float, float]]):
+    """``[x, y]`` in pixels of the upright image."""
+
+
+class FaceLandmarks(Closed):
+    """The detector's five facial points; left and right are sides of the image."""
+
+    left_eye: Point
+    right_eye: Point
+    nose: Point
+    mouth_left: Point
+    mouth_right: Point
+
+
+class FacePrediction(Closed):
+    """The face model's verdict on one face of the image."""
+
+    index: int = Field(ge=0, description="0 for the leftmost face, then left to right")
+    box: tuple[int, int, int, int] = Field(
+        description="[x, y, width, height] in pixels of the image upright by its EXIF orientation"
+    )
+    detector_confidence: float = Field(ge=0, le=1)
+    landmarks: FaceLandmarks
+    verdict: VerdictName = Field(description="by the face model's inconclusive band, as for the image")
+    label: Label
+    probability_ai: float = Field(ge=0, le=1, description="the face model's calibrated P(AI-generated)")
+    probability_ai_uncalibrated: float = Field(ge=0, le=1)
+    threshold: float
+    operating_point: str | None
+    band: BandThresholds | None
+    warnings: list[ImageWarningInfo] = Field(
+        description="what makes this face's verdict unreliable (small_face...)"
+    )
+    model: ModelRef
+
+
 class ImagePrediction(Closed):
     """The verdict on one image."""
 
@@ -428,13 +508,18 @@ class ImagePrediction(Closed):
     threshold: float = Field(description="label is ai-generated when probability_ai >= threshold")
     operating_point: str | None
     model: ModelRef
-    width: int
-    height: int
+    width: int = Field(description="pixels of the upload as stored (before its EXIF orientation)")
+    height: int = Field(description="pixels of the upload as stored (before its EXIF orientation)")
     format: str
     converted: bool = Field(
         description="re-encoded as PNG (EXIF rotation, mode, animation) before reaching the model"
     )
     timing_ms: ImageTiming
+    faces: list[FacePrediction] | None = Field(
+        description="with model=auto or model=faces, each face found, scored by the face model beside "
+        "(never merged into) the image's verdict; [] when none was found; null when faces were not "
+        "searched (another model, or face detection failed: see warnings)"
+    )
     explanation: Explanation | None = None
 
 
@@ -448,6 +533,9 @@ class PredictResponse(Closed):
     """One prediction per image, in the order sent."""
 
     model: ModelSummary
+    face_model: ModelSummary | None = Field(
+        description="the model that scored the faces (model=auto or model=faces); null otherwise"
+    )
     predictions: list[ImagePrediction]
     timing_ms: RequestTiming
 

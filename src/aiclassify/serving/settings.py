@@ -46,6 +46,13 @@ class ServerSettings:
     max_concurrent_explanations: int = 2  # requests explaining at once (each holds a decoded image)
     explanation_wait_s: float = 10.0  # a request over that limit waits this long for a turn, then 503
     background_loading: bool = True  # load models in a thread so /healthz answers at once
+    face_model: str = "faces"  # the served model that scores each face found (model=auto, model=faces)
+    general_model: str = "general"  # the served model that scores the whole image under model=auto
+    face_detection: bool = True  # load the face detector at start-up when the face model is served
+    max_faces: int = 20  # faces scored per image: the most confident, reported left to right
+    min_face_size: int = 32  # pixels: faces whose box's longer side is smaller are not scored
+    min_face_confidence: float = 0.9  # detector confidence (0-1) below which a face is not scored
+    max_face_search_side: int = 1024  # pixels: larger images are searched on a copy shrunk to this
 
     @property
     def max_content_length(self) -> int:
@@ -144,6 +151,13 @@ def validate(settings: ServerSettings) -> ServerSettings:
         raise SettingsError("max_request_pixels must be at least max_image_pixels (one largest image)")
     if settings.max_form_parts <= settings.max_images:
         raise SettingsError("max_form_parts must be larger than max_images (a part per image, and fields)")
+    for name in ("max_faces", "min_face_size", "max_face_search_side"):
+        if getattr(settings, name) <= 0:
+            raise SettingsError(f"{name} must be positive")
+    if not 0 <= settings.min_face_confidence <= 1:
+        raise SettingsError("min_face_confidence must be between 0 and 1")
+    if settings.face_model == settings.general_model:
+        raise SettingsError("face_model and general_model must name different models")
     if settings.default_model and settings.models and settings.default_model not in settings.model_names:
         raise SettingsError(
             f"default model {settings.default_model!r} is not one of {list(settings.model_names)}"

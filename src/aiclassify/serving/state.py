@@ -1,5 +1,5 @@
-"""What the request handlers share: settings, the model registry, image limits, the app's metrics
-and its explanation slots, kept on the app."""
+"""What the request handlers share: settings, the model registry, image limits, the face service,
+the app's metrics and its explanation slots, kept on the app."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from flask import Flask, current_app
 
 from aiclassify.serving.explanations import ExplanationSlots
+from aiclassify.serving.faces import FaceService
 from aiclassify.serving.images import ImageLimits
 from aiclassify.serving.metrics import ApiMetrics
 from aiclassify.serving.registry import ModelRegistry
@@ -18,12 +19,14 @@ EXTENSION_KEY = "aiclassify"
 
 @dataclass
 class ServingState:
-    """The state of one app: its settings, its models and the image limits it enforces, and (made
+    """The state of one app: its settings, its models, the image limits it enforces and its face
+    detector (:class:`~aiclassify.serving.faces.FaceService`), and (made
     from the settings) its own metrics and the slots that bound concurrent explanations."""
 
     settings: ServerSettings
     registry: ModelRegistry
     limits: ImageLimits
+    faces: FaceService
     metrics: ApiMetrics = field(init=False)
     explanation_slots: ExplanationSlots = field(init=False)
 

@@ -138,16 +138,17 @@ def score_uploads(
     limits: ImageLimits,
     timeout_s: float,
     observe_decode: Callable[[float], None] | None = None,
+    clock: DecodeClock | None = None,
 ) -> list[Scored]:
-    """Prepare ``uploads`` in this thread within the decode budget, then score them through
-    ``model``'s batching queue. ``observe_decode`` is told each prepared image's check, decode and
-    preparation time, in seconds.
+    """Prepare ``uploads`` in this thread within the decode budget (``clock``; by default a fresh
+    one), then score them through ``model``'s batching queue. ``observe_decode`` is told each
+    prepared image's check, decode and preparation time, in seconds.
 
     An image passed on as uploaded that the model's decoder rejects (while preparing it, or, for a
     model that decodes while it scores, in the batch) is retried once as a normalised PNG; one that
     still fails is a 422.
     """
-    clock = DecodeClock(limits.decode_budget_s)
+    clock = clock or DecodeClock(limits.decode_budget_s)
     prepared = prepare_all(uploads, limits, clock)
     inputs = []
     for index, (image, preprocess_ms) in enumerate(prepared):
