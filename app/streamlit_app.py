@@ -4,14 +4,19 @@ Run with ``make app`` (API + page on the demo models) or
 ``AICLASSIFY_API_URL=http://127.0.0.1:8000 streamlit run app/streamlit_app.py``. The page never
 imports TensorFlow: it only talks HTTP to the API (docs/api.md). Logic lives in the installed
 package's ``aiclassify.page``: ``client`` (API calls), ``results`` (scoring a batch, table,
-CSV/JSON) and ``about``.
+CSV/JSON), ``faces`` (``GET /v1/faces`` and the image with a box round each face) and ``about``.
+When the API can score faces, the model choice offers ``auto`` (the default): the whole image is
+scored by the general model and every face found in it by the face model.
 """
 
 from __future__ import annotations
 
+import inspect
+
 import streamlit as st
 
 from aiclassify.page import about, results
+from aiclassify.page import faces as page_faces
 from aiclassify.page.client import (
     STRICT_OPERATING_POINT,
     ApiCallError,
@@ -25,8 +30,12 @@ STRICT_POINT = "Strict: 1% false positives"
 MAX_PREVIEWS = 50
 
 
-def sidebar() -> tuple[ApiClient, list[ModelInfo], ApiCallError | None, str | None, str | None]:
-    """API address, model and operating point choices; the client, models, error, model, point."""
+def sidebar() -> tuple[
+    ApiClient, list[ModelInfo], ApiCallError | None, str | None, str | None, page_faces.FacesInfo
+]:
+    """API address, model and operating point choices; the client, models, error, model, point and
+    what the API says about scoring faces. ``auto`` is offered first, so chosen by default, when the
+    API can score faces (``GET /v1/faces``)."""
     st.sidebar.header("Settings")
     url = st.sidebar.text_input(
         "API URL",
@@ -40,6 +49,7 @@ def sidebar() -> tuple[ApiClient, list[ModelInfo], ApiCallError | None, str | No
         error = None
     except ApiCallError as exc:
         models, error = [], exc
+    faces = page_faces.faces_info(client) if error is None else page_faces.FacesInfo()
     available = [m for m in models if m.available]
     for model in models:
         if not model.available:
@@ -51,12 +61,26 @@ def sidebar() -> tuple[ApiClient, list[ModelInfo], ApiCallError | None, str | No
     if not available:
         st.sidebar.selectbox("Model", ["(no model available)"], disabled=True, key="model_none")
         st.sidebar.radio("Operating point", [DEFAULT_POINT], disabled=True, key="point_none")
-        return client, models, error, None, None
+        return client, models, error, None, None, faces
+    names = [m.name for m in available]
+    auto = faces.available and {faces.face_model, faces.general_model} <= set(names)
     chosen = st.sidebar.selectbox(
-        "Model", [m.name for m in available], key="model", help="Each model the API serves."
+        "Model",
+        [page_faces.AUTO_MODEL, *names] if auto else names,
+        format_func=page_faces.model_label,
+        key="model",
+        help=(
+            f"{page_faces.AUTO_LABEL}: the whole image is scored by the general model "
+            f"({faces.general_model}) and every face found in it by the face model ({faces.face_model}). "
+            "Or one model the API serves, on the whole image."
+            if auto
+            else "Each model the API serves."
+        ),
     )
-    model = next(m for m in available if m.name == chosen)
-    strict_ok = model.has_strict_point
+    if not auto and faces.note and faces.detector_state:
+        st.sidebar.caption(f"Faces are not scored one by one: {faces.note}")
+    used = [faces.face_model, faces.general_model] if chosen == page_faces.AUTO_MODEL else [chosen]
+    strict_ok = all(m.has_strict_point for m in available if m.name in used)
     point = st.sidebar.radio(
         "Operating point",
         [DEFAULT_POINT, STRICT_POINT] if strict_ok else [DEFAULT_POINT],
@@ -68,15 +92,32 @@ def sidebar() -> tuple[ApiClient, list[ModelInfo], ApiCallError | None, str | No
             else "This model has no stored 1% false-positive operating point, only its default threshold."
         ),
     )
-    return client, models, error, chosen, STRICT_OPERATING_POINT if point == STRICT_POINT else None
+    return client, models, error, chosen, STRICT_OPERATING_POINT if point == STRICT_POINT else None, faces
 
 
 VERDICT_COLOURS = {"AI-generated": "red", "Real": "green", results.INCONCLUSIVE: "gray"}
 
 
-def show_verdict(row: results.ResultRow, content: bytes) -> None:
+def whole_image_by(model: str | None, faces: page_faces.FacesInfo) -> str:
+    """What scored the whole image, said above its verdict when faces are scored too."""
+    if model == page_faces.AUTO_MODEL:
+        return "Whole image, scored by the general model"
+    if model is not None and model == faces.face_model:
+        return "Whole image, scored by the face model"
+    return "Whole image, scored by the model"
+
+
+def show_verdict(
+    row: results.ResultRow,
+    content: bytes,
+    model: str | None = None,
+    faces_image: bytes | None = None,
+    faces: page_faces.FacesInfo | None = None,
+) -> None:
     """One image (and its Grad-CAM overlay, when there is one) beside its verdict, probability bar
-    and the warnings that make the verdict unreliable."""
+    and the warnings that make the verdict unreliable; then, when the API searched it for faces,
+    each face found (:func:`show_faces`). ``model`` is the model asked for (``auto`` or a name),
+    ``faces_image`` the image with its faces drawn, ``faces`` what the API said about faces."""
     if row.overlay_png:
         left, middle, right = st.columns([1, 1, 2])
     else:
@@ -93,6 +134,9 @@ def show_verdict(row: results.ResultRow, content: bytes) -> None:
         if not row.ok:
             st.error(f"{row.file}: {row.error}")
             return
+        if row.faces is not None or model == page_faces.AUTO_MODEL:
+            by = whole_image_by(model, faces or page_faces.FacesInfo())
+            st.markdown(f"{by} **{results.markdown_escape(str(row.model))}**:")
         st.markdown(f"### :{VERDICT_COLOURS.get(row.verdict, 'gray')}[{row.verdict}]")
         if row.inconclusive:
             st.markdown(
@@ -121,6 +165,88 @@ def show_verdict(row: results.ResultRow, content: bytes) -> None:
         if row.overlay_note:
             st.caption(f"No Grad-CAM overlay: {row.overlay_note}")
         show_evidence(row)
+    if row.faces is not None:
+        show_faces(row, faces_image)
+    elif model == page_faces.AUTO_MODEL:
+        st.markdown(
+            "**Faces:** not searched in this image (see the warning above): only the whole-image "
+            "verdict is shown."
+        )
+
+
+def fit_width() -> dict:
+    """The ``st.image`` argument that fits an image to its column, in this Streamlit's words
+    (``width="stretch"`` from 1.46; ``use_container_width`` or ``use_column_width`` before)."""
+    parameters = inspect.signature(st.image).parameters
+    if isinstance(parameters["width"].default, str):
+        return {"width": "stretch"}
+    return (
+        {"use_container_width": True} if "use_container_width" in parameters else {"use_column_width": True}
+    )
+
+
+def common_warnings(faces: list[results.FaceResult]) -> list[dict[str, str]]:
+    """The warnings every face has (said once for all of them, not on each face's line)."""
+    shared = [w for w in faces[0].warnings if all(w in face.warnings for face in faces[1:])]
+    return shared if len(faces) > 1 else []
+
+
+def face_lines(face: results.FaceResult, skip: list[dict[str, str]] | None = None) -> list[str]:
+    """One face's line (number, verdict, P(AI-generated), detector confidence, box), then one
+    indented line per warning about it (but those of ``skip``), as Markdown."""
+    colour = VERDICT_COLOURS.get(face.verdict, "gray")
+    probability = "n/a" if face.probability_ai is None else f"{face.probability_ai:.1%}"
+    confidence = "n/a" if face.detector_confidence is None else f"{face.detector_confidence:.3f}"
+    lines = [
+        f"- **Face {face.number}**: :{colour}[{face.verdict}] · P(AI-generated) {probability} · "
+        f"detector confidence {confidence} · box {face.box_text or 'n/a'}"
+    ]
+    if face.inconclusive:
+        lines.append(f"    - {results.INCONCLUSIVE_TEXT}: treat this face as unclassified.")
+    lines.extend(
+        f"    - {results.markdown_escape(str(w.get('message')))}"
+        for w in face.warnings
+        if w not in (skip or [])
+    )
+    return lines
+
+
+def show_faces(row: results.ResultRow, faces_image: bytes | None) -> None:
+    """The faces the API found in the image: the image with a box round each, coloured by the face
+    model's verdict, and one line per face. Each face's score is its own line, apart from the
+    whole-image verdict above."""
+    if not row.faces:
+        st.markdown(f"**Faces:** no face found in {results.markdown_escape(row.file)}.")
+        return
+    picture, listing = st.columns([3, 2])
+    if faces_image is not None:
+        picture.image(
+            faces_image,
+            caption="Each box: face number, verdict, P(AI-generated). "
+            "Red AI-generated, green Real, grey Inconclusive.",
+            **fit_width(),
+        )
+    else:
+        picture.caption("(no picture of the faces: the page could not read this image)")
+    first = row.faces[0]
+    with listing:
+        st.markdown(
+            f"**Faces: {len(row.faces)} found**, each scored on its own by the face model "
+            f"**{results.markdown_escape(str(first.model))}** (a signal, not proof):"
+        )
+        shared = common_warnings(row.faces)
+        st.markdown("\n".join(line for face in row.faces for line in face_lines(face, shared)))
+        if shared:
+            st.warning(
+                "**Every face's verdict is less reliable:**\n"
+                + "\n".join(f"- {results.markdown_escape(str(w.get('message')))}" for w in shared)
+            )
+        point = "default" if first.operating_point in (None, "default") else first.operating_point
+        threshold = "n/a" if first.threshold is None else f"{first.threshold:.3f}"
+        st.caption(
+            f"Face model {first.model} (version {first.model_version}) · threshold {threshold} ({point}) · "
+            "boxes in pixels of the image as the API read it (after its EXIF orientation)"
+        )
 
 
 def show_evidence(row: results.ResultRow) -> None:
@@ -157,16 +283,32 @@ def score(client: ApiClient, uploads: list, model: str, point: str | None, expla
     # a batch cut short by an unreachable API is scored again on the next run of the page
     scored = {
         "key": key if fatal is None else None,
+        "model": model,
         "rows": rows,
         "contents": [content for _, content in files],
+        "faces_images": [
+            faces_image(row, content) if number < MAX_PREVIEWS else None
+            for number, (row, (_, content)) in enumerate(zip(rows, files, strict=True))
+        ],
         "fatal": fatal,
     }
     st.session_state["scored"] = scored
     return scored
 
 
-def show_results(scored: dict) -> None:
-    """Summary, each image with its verdict, the results table and download buttons."""
+def faces_image(row: results.ResultRow, content: bytes) -> bytes | None:
+    """The image with its faces' boxes drawn (JPEG), when faces were found; None otherwise or when
+    the page cannot read the image."""
+    if not row.ok or not row.faces:
+        return None
+    try:
+        return page_faces.annotated_jpeg(content, row.faces)
+    except Exception:  # a picture is a nicety; the faces are still listed
+        return None
+
+
+def show_results(scored: dict, faces: page_faces.FacesInfo | None = None) -> None:
+    """Summary, each image with its verdict (and its faces), the results table and download buttons."""
     rows: list[results.ResultRow] = scored["rows"]
     if scored["fatal"] is not None:
         st.error(f"Scoring stopped: {scored['fatal'].message}")
@@ -174,8 +316,10 @@ def show_results(scored: dict) -> None:
     columns = st.columns(len(counts))
     for column, (label, count) in zip(columns, counts.items(), strict=True):
         column.metric(label, count)
-    for row, content in list(zip(rows, scored["contents"], strict=True))[:MAX_PREVIEWS]:
-        show_verdict(row, content)
+    faces_images = scored.get("faces_images") or [None] * len(rows)
+    shown = zip(rows, scored["contents"], faces_images, strict=True)
+    for row, content, faces_image in list(shown)[:MAX_PREVIEWS]:
+        show_verdict(row, content, scored.get("model"), faces_image, faces)
     if len(rows) > MAX_PREVIEWS:
         st.info(f"Showing the first {MAX_PREVIEWS} images; the table lists all {len(rows)}.")
     st.subheader("Results")
@@ -220,9 +364,9 @@ def main() -> None:
     st.set_page_config(page_title="aiclassify: AI-generated or real?", layout="wide")
     st.title("AI-generated or real?")
     st.caption("Upload one image or many; each is classified by the aiclassify API.")
-    client, models, error, model, point = sidebar()
-    chosen = next((m for m in models if m.name == model), None)
-    if chosen is not None and chosen.is_demo:
+    client, models, error, model, point, faces = sidebar()
+    used = [faces.face_model, faces.general_model] if model == page_faces.AUTO_MODEL else [model]
+    if any(m.is_demo for m in models if m.name in used):
         st.warning(f"**{about.DEMO_BANNER}.**", icon="⚠️")
     explain = st.sidebar.checkbox(
         "Show Grad-CAM overlay",
@@ -242,7 +386,7 @@ def main() -> None:
         key="uploads",
     )
     if uploads and model is not None:
-        show_results(score(client, list(uploads), model, point, explain))
+        show_results(score(client, list(uploads), model, point, explain), faces)
     elif uploads:
         st.info("The images will be classified once the API is reachable and a model is available.")
     about_panel(models)

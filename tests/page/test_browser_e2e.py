@@ -1,4 +1,6 @@
-"""End to end in a real headless Chromium: the API and ``streamlit run`` on loopback, two uploads.
+"""End to end in a real headless Chromium: the API and ``streamlit run`` on loopback, two uploads,
+four files' evidence, a group photo's faces (with ``model=auto``, from the real face photos of
+../shared, skipped when absent) and the quiz.
 
 Skipped (with the reason) when /usr/bin/chromium or the playwright package is missing; CI installs
 both. Saves a screenshot under pytest's tmp. docs/screenshot.png is written when it is missing or
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import sys
 import time
@@ -206,6 +209,85 @@ def test_evidence_of_four_files_in_chromium(streamlit_url, tmp_path, monkeypatch
         assert " ".join(DECLARED_TEXT[expected[name]].split()) in text, (name, text)
     assert "AUTOMATIC1111" in texts[2] or "astronaut" in texts[2], texts[2]
     assert "Make" in texts[3] or "camera" in texts[3].lower(), texts[3]
+
+
+FACE_LINE = re.compile(
+    r"Face (\d+): (AI-generated|Real|Inconclusive) · P\(AI-generated\) ([\d.]+)% · "
+    r"detector confidence ([\d.]+) · box x (\d+), y (\d+), (\d+)x(\d+)"
+)
+
+
+def near(image, x: int, y: int, colour: tuple[int, int, int], reach: int = 3, tolerance: int = 60) -> bool:
+    """Whether a pixel within ``reach`` of ``(x, y)`` in ``image`` (RGB) is within ``tolerance`` of
+    ``colour`` in every channel."""
+    for dx in range(-reach, reach + 1):
+        for dy in range(-reach, reach + 1):
+            px, py = x + dx, y + dy
+            if 0 <= px < image.width and 0 <= py < image.height:
+                pixel = image.getpixel((px, py))
+                if all(abs(a - b) <= tolerance for a, b in zip(pixel, colour, strict=True)):
+                    return True
+    return False
+
+
+@pytest.mark.slow  # reads the real face photos of ../shared
+def test_faces_of_a_group_photo_in_chromium(streamlit_url, shared_data, tmp_path):
+    """Three face photos pasted on a background, scored with model=auto (the default once the API
+    can score faces): the whole-image verdict of the general model, then each face with its box
+    where the photo was pasted, its verdict, and a box of its verdict's colour in the picture."""
+    from builders import GROUP_PLACES, GROUP_SIZE, group_photo
+    from PIL import Image
+
+    from aiclassify.page.faces import AUTO_LABEL, VERDICT_RGB
+
+    path = tmp_path / "group.jpg"
+    path.write_bytes(group_photo(shared_data / "faces" / "real_vs_fake" / "real-vs-fake"))
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 1350})
+            page.set_default_timeout(RESULT_TIMEOUT_S * 1000)
+            page.goto(streamlit_url, wait_until="domcontentloaded")
+            page.get_by_text("Operating point").first.wait_for()
+            # the chosen model: the combobox's value (an input's in this Streamlit, a div's text before)
+            chosen = page.locator("[data-testid=stSidebar] [data-testid=stSelectbox]").first.inner_html()
+            page.locator("input[type=file]").set_input_files([str(path)])
+            page.get_by_role("button", name="Download CSV").wait_for()
+            page.get_by_text("Each box: face number").first.wait_for()
+            picture = page.locator("[data-testid=stImage]").filter(has_text="Each box").locator("img")
+            picture.first.wait_for()
+            page.wait_for_timeout(500)  # let the picture and the table finish drawing
+            drawn = Image.open(io.BytesIO(picture.first.screenshot())).convert("RGB")
+            verdicts = [t.strip() for t in page.locator("h3").all_inner_texts()]
+            body = page.inner_text("body")
+            shot = page.screenshot(full_page=True)
+        finally:
+            browser.close()
+    (tmp_path / "faces-screenshot.png").write_bytes(shot)
+    drawn.save(tmp_path / "faces-picture.png")
+    assert AUTO_LABEL in chosen and "Cannot reach the API" not in body
+    assert "Whole image, scored by the general model general" in body
+    assert [v for v in verdicts if v in ("AI-generated", "Real", "Inconclusive")], verdicts
+    assert "Faces: 3 found" in body and "a signal, not proof" in body
+    faces = FACE_LINE.findall(body)
+    assert [int(f[0]) for f in faces] == [1, 2, 3], body
+    scale = drawn.width / GROUP_SIZE[0]  # the picture as shown, 1200 px wide before the page scales it
+    for (_, verdict, probability, confidence, *box), (px, py, side) in zip(faces, GROUP_PLACES, strict=True):
+        x, y, width, height = map(int, box)
+        assert 0 <= float(probability) <= 100 and 0.9 <= float(confidence) <= 1
+        assert px <= x + width / 2 <= px + side and py <= y + height / 2 <= py + side  # in its photo
+        assert 0.25 * side <= width <= side and 0.25 * side <= height <= side
+        colour = VERDICT_RGB[verdict]
+        for edge_x, edge_y in (
+            (x, y + height // 2),
+            (x + width - 1, y + height // 2),
+            (x + width // 2, y + height - 1),
+        ):
+            assert near(drawn, round(edge_x * scale), round(edge_y * scale), colour), (
+                verdict,
+                edge_x,
+                edge_y,
+            )
 
 
 def test_quiz_in_chromium(streamlit_url):

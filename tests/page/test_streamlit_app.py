@@ -42,7 +42,7 @@ def test_page_helpers_do_not_import_tensorflow(tmp_path):
     # run outside the repository, so the helpers come from the installed package and not from sys.path
     assert_runs_without_tensorflow(
         "import aiclassify.page.client, aiclassify.page.results, aiclassify.page.about, "
-        "aiclassify.page.wait_api",
+        "aiclassify.page.wait_api, aiclassify.page.faces",
         tmp_path,
     )
 
@@ -191,7 +191,11 @@ def markdown_text(at) -> str:
 def test_page_lists_models_and_operating_points(api, monkeypatch):
     at = page(monkeypatch, api)
     assert not at.error
-    assert at.selectbox(key="model").options == ["faces", "general"]
+    # the API serves a face model and a general one, and its face detector: auto comes first
+    assert at.selectbox(key="model").options == ["auto: faces + whole image", "faces", "general"]
+    assert at.selectbox(key="model").value == "auto"
+    assert at.radio(key="point").options == ["Default threshold"]  # auto uses faces: it has no fpr_1pct
+    at.selectbox(key="model").set_value("faces").run()
     assert at.radio(key="point").options == ["Default threshold"]  # faces has no fpr_1pct
     at.selectbox(key="model").set_value("general").run()
     assert at.radio(key="point").options == ["Default threshold", "Strict: 1% false positives"]

@@ -158,6 +158,10 @@ class ApiClient:
             if isinstance(info, dict)
         ]
 
+    def faces(self) -> dict[str, Any]:
+        """``GET /v1/faces``: whether ``model=auto`` can be used, its models and the face detector."""
+        return self._request("GET", "/v1/faces")
+
     def metadata(self, name: str) -> dict[str, Any]:
         """What the API says about model ``name`` (``metadata.aiclassify`` of its metadata endpoint)."""
         body = self._request("GET", f"/v1/models/{requests.utils.quote(name, safe='')}/metadata")

@@ -7,6 +7,10 @@ A row's ``verdict`` is the API's (``AI-generated``, ``Real`` or ``Inconclusive``
 inconclusive band); ``label`` is the decision at the threshold in use, ``warnings`` what makes
 the verdict unreliable, ``evidence`` what the image's metadata declares (Content Credentials, XMP,
 EXIF, generator settings), shown beside the verdict in plain words (:func:`evidence_lines`).
+
+With ``model=auto`` (or ``faces``) the API also scores every face it finds: a row's ``faces`` is then
+a list of :class:`FaceResult` (``[]`` when none was found); it is None when faces were not searched.
+The table, CSV and JSON have one record per image and, after it, one per face (:func:`table_records`).
 """
 
 from __future__ import annotations
@@ -42,7 +46,58 @@ TABLE_COLUMNS = (
     "height",
     "format",
     "error",
+    "face",
+    "faces_found",
+    "box",
+    "detector_confidence",
 )
+"""The columns of the CSV and JSON downloads. An image's record leaves ``face``, ``box`` and
+``detector_confidence`` empty and has ``faces_found`` (empty when faces were not searched); each face's
+record, after its image's, has the face's number (1, 2, ... left to right), box, detector confidence,
+verdict, warnings and model, and leaves the image's size, format, error and ``faces_found`` empty."""
+
+
+@dataclass
+class FaceResult:
+    """One face the API found in an image and scored with its face model."""
+
+    index: int  # 0, 1, ... left to right, as the API numbers them
+    box: tuple[int, int, int, int] | None = None  # (x, y, width, height), pixels after EXIF orientation
+    detector_confidence: float | None = None
+    verdict: str | None = None  # AI-generated, Real or Inconclusive
+    label: str | None = None  # AI-generated or Real at the threshold in use
+    probability_ai: float | None = None
+    threshold: float | None = None
+    operating_point: str | None = None
+    band_lower: float | None = None
+    band_upper: float | None = None
+    warnings: list[dict[str, str]] = field(default_factory=list)
+    model: str | None = None
+    model_version: str | None = None
+    landmarks: dict[str, list[float]] | None = None
+
+    @property
+    def number(self) -> int:
+        """The face's number as shown to people: 1 for the leftmost face."""
+        return self.index + 1
+
+    @property
+    def inconclusive(self) -> bool:
+        """Whether the face model was not confident either way about this face."""
+        return self.verdict == INCONCLUSIVE
+
+    @property
+    def warning_codes(self) -> str:
+        """The warnings' codes, comma-separated (empty when none)."""
+        return ", ".join(str(w.get("code")) for w in self.warnings)
+
+    @property
+    def box_text(self) -> str:
+        """The box as ``x, y, width x height`` in pixels, or an empty string."""
+        if self.box is None:
+            return ""
+        x, y, width, height = self.box
+        return f"x {x}, y {y}, {width}x{height}"
 
 
 @dataclass
@@ -67,6 +122,7 @@ class ResultRow:
     overlay_png: bytes | None = None  # Grad-CAM overlay, when asked for and the model can explain
     overlay_note: str | None = None  # why there is no overlay although one was asked for
     evidence: dict[str, Any] | None = None  # {"declared", "findings": [{source, finding, strength, detail}]}
+    faces: list[FaceResult] | None = None  # None: faces not searched; []: searched, none found
 
     @property
     def ok(self) -> bool:
@@ -117,7 +173,52 @@ def row_from_prediction(filename: str, prediction: dict[str, Any]) -> ResultRow:
         format=prediction.get("format"),
         overlay_png=overlay_from_prediction(prediction),
         evidence=prediction.get("evidence") if isinstance(prediction.get("evidence"), dict) else None,
+        faces=faces_from_prediction(prediction),
     )
+
+
+def _box(value: Any) -> tuple[int, int, int, int] | None:
+    """``[x, y, width, height]`` as a tuple of ints, or None when it is not four numbers."""
+    if not isinstance(value, (list, tuple)) or len(value) != 4:
+        return None
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        return None
+    x, y, width, height = (round(v) for v in value)
+    return x, y, width, height
+
+
+def face_from_api(position: int, face: dict[str, Any]) -> FaceResult:
+    """A :class:`FaceResult` from one entry of a prediction's ``faces`` list (``position`` is its place
+    in the list, used when the entry has no ``index``)."""
+    model = face.get("model") if isinstance(face.get("model"), dict) else {}
+    band = face.get("band") if isinstance(face.get("band"), dict) else {}
+    index = face.get("index")
+    return FaceResult(
+        index=index if isinstance(index, int) and not isinstance(index, bool) else position,
+        box=_box(face.get("box")),
+        detector_confidence=face.get("detector_confidence"),
+        verdict=verdict_text(face.get("verdict") or face.get("label")),
+        label=verdict_text(face.get("label")),
+        probability_ai=face.get("probability_ai"),
+        threshold=face.get("threshold"),
+        operating_point=face.get("operating_point") or "default",
+        band_lower=band.get("lower"),
+        band_upper=band.get("upper"),
+        warnings=[w for w in face.get("warnings") or [] if isinstance(w, dict)],
+        model=model.get("name"),
+        model_version=model.get("version"),
+        landmarks=face.get("landmarks") if isinstance(face.get("landmarks"), dict) else None,
+    )
+
+
+def faces_from_prediction(prediction: dict[str, Any]) -> list[FaceResult] | None:
+    """The prediction's faces, left to right: None when the API did not search for faces (no
+    ``faces``, or null), ``[]`` when it searched and found none."""
+    faces = prediction.get("faces")
+    if not isinstance(faces, list):
+        return None
+    found = [face_from_api(i, face) for i, face in enumerate(faces) if isinstance(face, dict)]
+    return sorted(found, key=lambda face: face.index)
 
 
 DECLARED_TEXT = {
@@ -245,17 +346,45 @@ def score_files(
     return rows, fatal
 
 
+def face_record(row: ResultRow, face: FaceResult) -> dict[str, Any]:
+    """One face of ``row`` as a record with the columns of :data:`TABLE_COLUMNS` (``box`` as a list
+    ``[x, y, width, height]``; the image's size, format, error and ``faces_found`` empty)."""
+    record = dict.fromkeys(TABLE_COLUMNS)
+    face_values = asdict(face)
+    for column in TABLE_COLUMNS:
+        if column in face_values and column != "box":
+            record[column] = face_values[column]
+    record.update(
+        file=row.file,
+        face=face.number,
+        box=None if face.box is None else list(face.box),
+    )
+    return record
+
+
 def table_records(rows: Sequence[ResultRow]) -> list[dict[str, Any]]:
     """The rows as plain dicts with the columns of :data:`TABLE_COLUMNS`, for tables and JSON
-    (``warnings`` as a list of ``{code, message}``)."""
-    return [{column: asdict(row)[column] for column in TABLE_COLUMNS} for row in rows]
+    (``warnings`` as a list of ``{code, message}``): each image's record, then one per face found in
+    it (:func:`face_record`)."""
+    records = []
+    for row in rows:
+        values = asdict(row)
+        record = {column: values.get(column) for column in TABLE_COLUMNS}
+        record["faces_found"] = None if row.faces is None else len(row.faces)
+        records.append(record)
+        records.extend(face_record(row, face) for face in row.faces or [])
+    return records
 
 
 def display_records(rows: Sequence[ResultRow]) -> list[dict[str, Any]]:
     """The rows as shown in the page's table: file, verdict, label, warnings, probability, model,
-    size, error."""
-    return [
-        {
+    size, error; when faces were searched in any image, also ``face`` (empty for the whole image, then
+    1, 2, ... for each face, on its own row), ``faces found`` (on the image's row), ``detector
+    confidence`` and ``box``."""
+    with_faces = any(row.faces is not None for row in rows)
+    records = []
+    for row in rows:
+        record = {
             "file": row.file,
             "verdict": row.verdict or "—",
             "label at threshold": row.label or "",
@@ -266,29 +395,67 @@ def display_records(rows: Sequence[ResultRow]) -> list[dict[str, Any]]:
             "size": row.size,
             "error": row.error or "",
         }
-        for row in rows
-    ]
+        if not with_faces:
+            records.append(record)
+            continue
+        found = None if row.faces is None else len(row.faces)
+        records.append(
+            {
+                "file": row.file,
+                "face": "",
+                **record,
+                "faces found": found,
+                "detector confidence": None,
+                "box": "",
+            }
+        )
+        for face in row.faces or []:
+            records.append(
+                {
+                    "file": row.file,
+                    "face": str(face.number),
+                    "verdict": face.verdict or "—",
+                    "label at threshold": face.label or "",
+                    "warnings": face.warning_codes,
+                    "probability AI": None if face.probability_ai is None else round(face.probability_ai, 4),
+                    "threshold": None if face.threshold is None else round(face.threshold, 4),
+                    "model": f"{face.model} v{face.model_version}" if face.model else "",
+                    "size": "",
+                    "error": "",
+                    "faces found": None,
+                    "detector confidence": None
+                    if face.detector_confidence is None
+                    else round(face.detector_confidence, 4),
+                    "box": face.box_text,
+                }
+            )
+    return records
 
 
 def to_csv(rows: Sequence[ResultRow]) -> str:
-    """The results as CSV text with a header row (columns of :data:`TABLE_COLUMNS`; ``warnings``
-    as their codes, separated by ``; ``)."""
+    """The results as CSV text with a header row (columns of :data:`TABLE_COLUMNS`, one row per
+    image and per face; ``warnings`` as their codes, separated by ``; ``; ``box`` as
+    ``x y width height``)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=TABLE_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for record in table_records(rows):
         record["warnings"] = "; ".join(str(w.get("code")) for w in record["warnings"])
+        if record["box"] is not None:
+            record["box"] = " ".join(str(v) for v in record["box"])
         writer.writerow({k: "" if v is None else v for k, v in record.items()})
     return buffer.getvalue()
 
 
 def to_json(rows: Sequence[ResultRow]) -> str:
-    """The results as a JSON array of objects (columns of :data:`TABLE_COLUMNS`)."""
+    """The results as a JSON array of objects (columns of :data:`TABLE_COLUMNS`, one object per
+    image and per face; ``box`` as ``[x, y, width, height]``)."""
     return json.dumps(table_records(rows), indent=2)
 
 
 def summary(rows: Sequence[ResultRow]) -> dict[str, int]:
-    """How many files were called AI-generated, Real, Inconclusive, or failed."""
+    """How many files were called AI-generated, Real, Inconclusive, or failed (by the whole-image
+    verdict: faces are not counted)."""
     counts = {"AI-generated": 0, "Real": 0, "Inconclusive": 0, "Failed": 0}
     for row in rows:
         counts[row.verdict if row.ok and row.verdict in counts else "Failed"] += 1
