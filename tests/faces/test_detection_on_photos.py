@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import pytest
+from builders import GROUP_PHOTOS, GROUP_PLACES, GROUP_SIZE
 
 from aiclassify.faces import FaceDetector
 from aiclassify.faces.measure import box_iou, detection_counts, load_rgb, paste_photos
@@ -46,15 +47,12 @@ def test_one_face_in_at_least_95_percent_of_the_real_photos(detector, faces_samp
 def test_three_photos_in_a_composite_give_three_boxes_where_they_were_pasted(detector, faces_sample):
     # Photos of one person each (valid/real/00088.jpg, say, shows a second face cut by its edge,
     # which the detector finds once the photo is pasted on a background).
-    photos = [
-        load_rgb(faces_sample / "valid" / "real" / name) for name in ("00053.jpg", "00119.jpg", "00136.jpg")
-    ]
+    photos = [load_rgb(faces_sample / name) for name in GROUP_PHOTOS]
     alone = [detector.detect(photo) for photo in photos]
     assert [len(faces) for faces in alone] == [1, 1, 1]
-    places = [(40, 90, 330), (430, 40, 400), (880, 120, 290)]
-    faces = detector.detect(paste_photos((1200, 500), photos, places))
+    faces = detector.detect(paste_photos(GROUP_SIZE, photos, GROUP_PLACES))
     assert len(faces) == 3
-    for face, found_alone, place in zip(faces, alone, places, strict=True):  # left to right, as pasted
+    for face, found_alone, place in zip(faces, alone, GROUP_PLACES, strict=True):  # left to right, as pasted
         assert box_iou(face.box, expected_box(found_alone[0].box, place, 256)) >= MATCH_IOU
 
 
