@@ -24,24 +24,24 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import statistics
 import sys
-import tarfile
-import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from aiclassify.benchmarks.detection import (  # noqa: E402
+    LATENCY_COLUMNS,
+    detection_latency,
+    find_face_photos,
+)
 from aiclassify.benchmarks.report import format_table, git_commit, machine, write_results  # noqa: E402
-from aiclassify.data.layouts import class_dirs, find_dataset_root, list_images, split_dirs  # noqa: E402
+from aiclassify.data.layouts import list_images  # noqa: E402
 from aiclassify.faces import FaceDetector  # noqa: E402
-from aiclassify.faces.measure import crop_agreement, detection_counts, load_rgb, paste_photos  # noqa: E402
+from aiclassify.faces.measure import crop_agreement, detection_counts, load_rgb  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_FACES = REPO.parent / "shared" / "data" / "faces.tar.gz"
-MAX_PASTED_SIDE = 480
-LATENCY_COLUMNS = ["longer_side", "scene", "faces_found", "first_call_ms", "median_ms", "max_ms", "repeats"]
 RATE_COLUMNS = ["images", "class", "count", "exactly_one", "rate", "with_faces", "histogram", "ms_per_image"]
 CROP_COLUMNS = ["images", "method", "count", "mean_iou", "min_iou", "mean_abs_diff"]
 
@@ -66,56 +66,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def find_faces(data: Path | None) -> tuple[dict[str, list[Path]], str]:
-    """The data's image files per class (``real``, ``fake``; all splits), and where they came from."""
-    source = "--data"
-    if data is None:
-        if not SHARED_FACES.is_file():
-            return {}, "none"
-        data, source = Path(tempfile.gettempdir()) / "aiclassify-bench-faces", str(SHARED_FACES)
-        if not (data / "faces").is_dir():
-            with tarfile.open(SHARED_FACES) as archive:
-                archive.extractall(data, filter="data")
-    root = find_dataset_root(data)
-    folders = [class_dirs(split) for split in (split_dirs(root) or {"all": root}).values()]
-    return {
-        label: sorted(Path(p) for f in folders for p in list_images(f[label])) for label in ("real", "fake")
-    }, source
-
-
-def latency(detector: FaceDetector, sizes: list[int], repeats: int, photo) -> list[dict]:
-    """One row per longer side: the first and the following calls on a scene of that size."""
-    rows = []
-    for side in sizes:
-        width, height = side, round(side * 3 / 4)
-        pasted = min(height, MAX_PASTED_SIDE)
-        if photo is None:
-            scene, what = paste_photos((width, height), [], []), f"{width}x{height} noise"
-        else:
-            place = ((width - pasted) // 2, (height - pasted) // 2, pasted)
-            scene, what = (
-                paste_photos((width, height), [photo], [place]),
-                f"{width}x{height}, {pasted} px photo",
-            )
-        timings, found = [], None
-        for _ in range(repeats + 1):
-            started = time.perf_counter()
-            found = len(detector.detect(scene))
-            timings.append((time.perf_counter() - started) * 1000)
-        rows.append(
-            {
-                "longer_side": side,
-                "scene": what,
-                "faces_found": found,
-                "first_call_ms": timings[0],
-                "median_ms": statistics.median(timings[1:]),
-                "max_ms": max(timings[1:]),
-                "repeats": repeats,
-            }
-        )
-    return rows
-
-
 def rate_row(images: str, label: str, counts: dict) -> dict:
     """A detection-rate table row from :func:`~aiclassify.faces.measure.detection_counts`."""
     with_faces = counts["images"] - counts["histogram"].get(0, 0) - len(counts["failed"])
@@ -135,7 +85,7 @@ def rate_row(images: str, label: str, counts: dict) -> dict:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its tables."""
     args = parse_args(argv)
-    files, source = find_faces(args.data)
+    files, source = find_face_photos(args.data, SHARED_FACES)
     started = time.perf_counter()
     detector = FaceDetector()
     load_s = time.perf_counter() - started
@@ -146,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "settings": {"data": source, "limit": args.limit, "detector_load_s": load_s},
         "loadavg_1m": {"start": os.getloadavg()[0]},
-        "latency": latency(detector, args.sizes, args.repeats, photo),
+        "latency": detection_latency(detector, args.sizes, args.repeats, photo),
         "rates": [],
         "crops": [],
     }

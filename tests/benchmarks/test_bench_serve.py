@@ -1,8 +1,9 @@
 """The serving benchmark (aiclassify.benchmarks, run by scripts/bench_serve.py): its pure helpers, the
-script's options, and (slow) one tiny end-to-end run on 127.0.0.1."""
+script's options, and (slow) tiny end-to-end runs on 127.0.0.1: the default mode and the face mode."""
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import time
@@ -202,5 +203,123 @@ def test_servers_get_the_workers_and_threads_asked_for(tmp_path):
 
 def test_the_load_client_does_not_import_tensorflow(tmp_path):
     assert_runs_without_tensorflow(
-        "import aiclassify.benchmarks.runner, aiclassify.benchmarks.report", tmp_path
+        "import aiclassify.benchmarks.runner, aiclassify.benchmarks.report, aiclassify.benchmarks.detection",
+        tmp_path,
     )
+
+
+def face_answer(faces_per_image: list[int | None], detection_ms: float | None = 12.5) -> bytes:
+    """A ``/predict`` answer body with one prediction per entry: that many faces (None: not searched)."""
+    predictions = []
+    for count in faces_per_image:
+        failed = count is None and detection_ms is not None
+        predictions.append(
+            {
+                "faces": None if count is None else [{"box": [0, 0, 40, 40]}] * count,
+                "timing_ms": {"face_detection": detection_ms},
+                "warnings": [{"code": "face_detection_failed", "message": "x"}] if failed else [],
+            }
+        )
+    return json.dumps({"predictions": predictions}).encode()
+
+
+def test_face_figures_count_faces_detection_times_and_failed_searches():
+    assert load.face_figures(face_answer([1, 3])) == (4, [12.5, 12.5], 0)
+    assert load.face_figures(face_answer([None])) == (0, [12.5], 1)
+    assert load.face_figures(face_answer([None], detection_ms=None)) == (0, [], 0)  # model=general
+
+
+def test_face_ratio_rows_divide_auto_by_general_per_level():
+    loads = [
+        {"model": "general", "concurrency": 1, "throughput_rps": 40.0, "p50_ms": 20.0, "p95_ms": 30.0},
+        {"model": "auto", "concurrency": 1, "throughput_rps": 8.0, "p50_ms": 110.0, "p95_ms": 240.0},
+        {"model": "auto", "concurrency": 32, "throughput_rps": 9.0, "p50_ms": 3000.0, "p95_ms": 4000.0},
+    ]
+    assert report.face_ratio_rows(loads) == [
+        {
+            "concurrency": 1,
+            "throughput_auto_over_general": 0.2,
+            "p50_auto_over_general": 5.5,
+            "p95_auto_over_general": 8.0,
+        }
+    ]  # no general load at 32: no row
+
+
+def test_face_uploads_mix_one_face_photos_and_group_photos(tmp_path):
+    from PIL import Image
+
+    from aiclassify.benchmarks import detection
+
+    files = {"real": [], "fake": []}
+    for label, colour in (("real", (200, 150, 120)), ("fake", (90, 120, 200))):
+        for i in range(2):
+            path = tmp_path / f"{label}-{i}.jpg"
+            Image.new("RGB", (256, 256), colour).save(path)
+            files[label].append(path)
+    uploads = detection.face_uploads(files, 2 * detection.GROUP_EVERY)
+    assert len(uploads) == 2 * detection.GROUP_EVERY
+    sizes = [Image.open(io.BytesIO(upload)).size for upload in uploads]
+    groups = [i for i, size in enumerate(sizes) if size == detection.GROUP_PHOTO_SIZE]
+    assert groups == [detection.GROUP_EVERY - 1, 2 * detection.GROUP_EVERY - 1]
+    singles = [u for i, u in enumerate(uploads) if i not in groups]
+    order = [files["real"][0], files["fake"][0], files["real"][1], files["fake"][1]]
+    assert singles[:4] == [path.read_bytes() for path in order]  # real and fake in turn, as on disk
+    # Without face data: demo JPEGs and noise of the same sizes.
+    fallback = detection.face_uploads({}, detection.GROUP_EVERY)
+    sizes = [Image.open(io.BytesIO(upload)).size for upload in fallback]
+    assert sizes == [(256, 256)] * (detection.GROUP_EVERY - 1) + [detection.GROUP_PHOTO_SIZE]
+
+
+def test_face_mode_options():
+    args = script.parse_args(["--faces", "runs/demo", "--detection-sizes", "256,1024", "--levels", "1,32"])
+    assert str(args.faces) == "runs/demo" and args.detection_sizes == [256, 1024] and args.levels == [1, 32]
+    assert script.parse_args([]).detection_sizes == [256, 1024, 4000]
+    with pytest.raises(SystemExit):
+        script.parse_args(["--faces", "runs/demo", "--fault-rate", "0.1"])
+    with pytest.raises(SystemExit):
+        script.parse_args(["--detection-sizes", "8"])
+
+
+def test_a_missing_face_run_fails_with_a_clear_message(tmp_path, capsys):
+    general = tmp_path / "general"
+    (general / "saved_model").mkdir(parents=True)
+    (general / "metadata.json").write_text("{}")
+    (general / "model.keras").write_bytes(b"")
+    assert script.main(["--run", str(general), "--faces", str(tmp_path / "nothing")]) == 2
+    error = capsys.readouterr().err
+    assert "nothing has no metadata.json, saved_model, model.keras" in error and "make demo" in error
+
+
+@pytest.mark.slow
+def test_face_mode_end_to_end_on_a_tiny_model(tiny_run, tmp_path, capsys):
+    """The face path under gunicorn: detection latency, then model=general and model=auto at
+    concurrency 1 and 2 (about a minute). With ../shared/data/faces.tar.gz it sends real face photos
+    and checks that model=auto scores their faces; without it, the face-free fallback (demo JPEGs and
+    noise), in which the auto path searches and finds none."""
+    out = tmp_path / "faces.json"
+    argv = ["--run", str(tiny_run), "--faces", str(tiny_run), "--requests", "8", "--levels", "1,2"]
+    argv += ["--warmup", "1", "--images", "8", "--detection-repeats", "1", "--out", str(out)]
+    assert script.main(argv) == 0
+    results = json.loads(out.read_text())
+    latency = results["detection"]["latency"]
+    assert [row["longer_side"] for row in latency] == [256, 1024, 4000]
+    assert all(row["median_ms"] > 0 and row["first_call_ms"] > 0 for row in latency)
+    loads = {(row["model"], row["concurrency"]): row for row in results["face_loads"]}
+    assert set(loads) == {("general", 1), ("auto", 1), ("general", 2), ("auto", 2)}
+    for row in loads.values():
+        assert row["requests"] == 8 and row["errors"] == 0 and row["face_searches_failed"] == 0
+        assert row["p50_ms"] > 0 and row["p95_ms"] >= row["p50_ms"] and row["throughput_rps"] > 0
+    assert all(loads[("general", c)]["faces_per_request"] == 0 for c in (1, 2))
+    assert all(loads[("auto", c)]["server_detection_p50_ms"] > 0 for c in (1, 2))
+    ratios = results["face_ratios"]
+    assert [row["concurrency"] for row in ratios] == [1, 2]
+    assert all(row["throughput_auto_over_general"] > 0 for row in ratios)
+    real_faces = script.SHARED_FACES.is_file()
+    if real_faces:  # 7 one-face photos and a 3-face group photo: 10 faces in 8 requests
+        assert all(row["faces_found"] == 1 for row in latency)
+        assert all(loads[("auto", c)]["faces_per_request"] == pytest.approx(10 / 8) for c in (1, 2))
+    else:
+        assert all(loads[("auto", c)]["faces_per_request"] == 0 for c in (1, 2))
+    printed = capsys.readouterr().out
+    assert "throughput_auto_over_general" in printed and "faces_per_request" in printed
+    assert "first_call_ms" in printed

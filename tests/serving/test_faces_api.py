@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 
 import numpy as np
 import pytest
@@ -168,7 +169,14 @@ def test_a_model_called_auto_is_refused_at_start_up():
 
 
 def test_face_settings_are_checked():
-    for bad in ({"max_faces": 0}, {"min_face_confidence": 1.5}, {"face_model": "general"}):
+    bad_settings = (
+        {"max_faces": 0},
+        {"min_face_confidence": 1.5},
+        {"face_model": "general"},
+        {"max_concurrent_face_searches": 0},
+        {"face_search_wait_s": -1},
+    )
+    for bad in bad_settings:
         with pytest.raises(ValueError):
             make_app(**bad)
 
@@ -200,3 +208,34 @@ def test_a_search_that_would_overrun_the_decode_budget_is_skipped_with_a_warning
     assert found.verdicts is None and found.search.crops is None
     [warning] = found.search.warnings
     assert warning.code == "face_detection_failed" and "decode budget exceeded" in warning.message
+
+
+def test_an_image_over_the_concurrent_search_limit_waits_then_is_not_searched():
+    class Blocking(FakeDetector):
+        def __init__(self):
+            super().__init__(count=1)
+            self.entered, self.release = threading.Event(), threading.Event()
+
+        def detect(self, image):
+            if len(self.searched) >= 1:  # after the warm-up search
+                self.entered.set()
+                self.release.wait(10)
+            return super().detect(image)
+
+    detector = Blocking()
+    app = make_app(detector, max_concurrent_face_searches=1, face_search_wait_s=0.2)
+    photo = encode(gradient((300, 200)))
+    first = {}
+    thread = threading.Thread(
+        target=lambda: first.update(response=post(app.test_client(), photo, model="auto"))
+    )
+    thread.start()
+    assert detector.entered.wait(10)
+    body = assert_matches_openapi(post(app.test_client(), photo, model="auto"), "/predict")
+    [prediction] = body["predictions"]
+    assert prediction["faces"] is None and prediction["verdict"] in ("ai-generated", "real", "inconclusive")
+    [warning] = [w for w in prediction["warnings"] if w["code"] == "face_detection_failed"]
+    assert "busy with 1 other search(es) for 0.2 s" in warning["message"]
+    detector.release.set()
+    thread.join(10)
+    assert len(first["response"].get_json()["predictions"][0]["faces"]) == 1

@@ -7,6 +7,7 @@ keep-alive ``http.client`` connections, one per client thread, and times them.
 from __future__ import annotations
 
 import http.client
+import json
 import math
 import statistics
 import threading
@@ -75,21 +76,24 @@ class Answer:
 
 class UploadConnection:
     """One client thread's keep-alive connection, posting one multipart upload to ``/predict`` at a time
-    (each with its own boundary) and reconnecting after the server closes it or a request fails."""
+    (each with its own boundary) and reconnecting after the server closes it or a request fails.
 
-    def __init__(self, port: int, timeout_s: float):
-        self.port, self.timeout_s = port, timeout_s
+    ``path``: the request target, with its query string (e.g. ``/predict?model=auto``).
+    """
+
+    def __init__(self, port: int, timeout_s: float, path: str = "/predict"):
+        self.port, self.timeout_s, self.path = port, timeout_s, path
         self._connection: http.client.HTTPConnection | None = None
 
     def post(self, image: bytes, filename: str, index: int) -> Answer:
-        """Upload ``image`` as ``filename``; ``index`` makes the boundary unique."""
+        """Upload ``image`` as ``filename`` to ``path``; ``index`` makes the boundary unique."""
         try:
             if self._connection is None:
                 self._connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout_s)
             boundary = f"{BOUNDARY}-{time.monotonic_ns():x}-{index}"
             self._connection.request(
                 "POST",
-                "/predict",
+                self.path,
                 body=multipart_body(image, filename, boundary),
                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
             )
@@ -109,18 +113,42 @@ class UploadConnection:
             self._connection = None
 
 
-def run_load(port: int, images: list[bytes], total: int, concurrency: int, timeout_s: float = 60) -> dict:
-    """Send ``total`` requests from ``concurrency`` threads (one keep-alive connection each).
+def face_figures(payload: bytes) -> tuple[int, list[float], int]:
+    """Of one ``/predict`` answer: the faces scored, the server's ``timing_ms.face_detection`` of
+    each searched image, and the images whose search failed (warning ``face_detection_failed``)."""
+    faces, detection_ms, failed = 0, [], 0
+    for prediction in json.loads(payload)["predictions"]:
+        faces += len(prediction.get("faces") or ())
+        searched = (prediction.get("timing_ms") or {}).get("face_detection")
+        if searched is not None:
+            detection_ms.append(searched)
+        failed += any(w.get("code") == "face_detection_failed" for w in prediction.get("warnings") or ())
+    return faces, detection_ms, failed
+
+
+def run_load(
+    port: int,
+    images: list[bytes],
+    total: int,
+    concurrency: int,
+    timeout_s: float = 60,
+    path: str = "/predict",
+    faces: bool = False,
+) -> dict:
+    """Send ``total`` requests to ``path`` from ``concurrency`` threads (one keep-alive connection each).
 
     Each request gets its own multipart boundary, as curl and requests do: Werkzeug compiles its
-    parser's regular expressions per boundary, so a fixed one would flatter the server.
+    parser's regular expressions per boundary, so a fixed one would flatter the server. With
+    ``faces``, each successful answer is read (:func:`face_figures`) and the summary adds
+    ``faces_per_request``, ``server_detection_p50_ms`` and ``face_searches_failed``.
     """
     lock, issued = threading.Lock(), [0]
 
-    def client() -> tuple[list[float], list[str], list[float]]:
-        """One client thread: requests until ``total`` are issued; latencies, errors, server times."""
-        latencies, errors, server_ms = [], [], []
-        connection = UploadConnection(port, timeout_s)
+    def client() -> tuple[list[float], list[str], list[float], list[tuple[int, list[float], int]]]:
+        """One client thread: requests until ``total`` are issued; latencies, errors, server times,
+        and (``faces``) the face figures of each answer."""
+        latencies, errors, server_ms, found = [], [], [], []
+        connection = UploadConnection(port, timeout_s, path)
         while True:
             with lock:
                 index, issued[0] = issued[0], issued[0] + 1
@@ -133,10 +161,12 @@ def run_load(port: int, images: list[bytes], total: int, concurrency: int, timeo
                 latencies.append(time.perf_counter() - started)
                 if answer.server_ms:
                     server_ms.append(float(answer.server_ms))
+                if faces:
+                    found.append(face_figures(answer.payload))
             else:
                 errors.append(answer.problem)
         connection.close()
-        return latencies, errors, server_ms
+        return latencies, errors, server_ms, found
 
     cpu_started, started = time.process_time(), time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
@@ -145,6 +175,12 @@ def run_load(port: int, images: list[bytes], total: int, concurrency: int, timeo
     summary = summarize([x for o in outcomes for x in o[0]], [e for o in outcomes for e in o[1]], wall)
     summary["client_cpu_fraction"] = (time.process_time() - cpu_started) / wall
     summary["server_p50_ms"] = percentile([x for o in outcomes for x in o[2]], 50)  # X-Latency-Ms
+    if faces:
+        found = [figures for o in outcomes for figures in o[3]]
+        answered = len(found)
+        summary["faces_per_request"] = sum(f[0] for f in found) / answered if answered else math.nan
+        summary["server_detection_p50_ms"] = percentile([ms for f in found for ms in f[1]], 50)
+        summary["face_searches_failed"] = sum(f[2] for f in found)
     return summary
 
 

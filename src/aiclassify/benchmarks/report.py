@@ -49,6 +49,29 @@ FAULT_COLUMNS = [
     "valid_throughput_rps",
 ]
 GOAL_COLUMNS = ["goal", "measured", "target", "unit", "met"]
+FACE_LOAD_COLUMNS = [
+    "model",
+    "concurrency",
+    "requests",
+    "errors",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "server_p50_ms",
+    "throughput_rps",
+    "faces_per_request",
+    "server_detection_p50_ms",
+    "face_searches_failed",
+    "client_cpu_fraction",
+    "server_cpu_fraction",
+    "loadavg_1m",
+]
+FACE_RATIO_COLUMNS = [
+    "concurrency",
+    "throughput_auto_over_general",
+    "p50_auto_over_general",
+    "p95_auto_over_general",
+]
 
 
 def ratio(numerator: float | None, denominator: float | None) -> float | None:
@@ -70,6 +93,25 @@ def ratio_rows(loads: list[dict]) -> list[dict]:
                     "concurrency": concurrency,
                     "throughput_api_over_baseline": ratio(api["throughput_rps"], base["throughput_rps"]),
                     "p50_baseline_over_api": ratio(base["p50_ms"], api["p50_ms"]),
+                }
+            )
+    return rows
+
+
+def face_ratio_rows(loads: list[dict]) -> list[dict]:
+    """Per concurrency level of the face mode: ``model=auto`` over ``model=general`` in throughput,
+    p50 and p95 latency (what searching and scoring the faces costs)."""
+    by_key = {(load["model"], load["concurrency"]): load for load in loads}
+    rows = []
+    for concurrency in sorted({load["concurrency"] for load in loads}):
+        auto, general = by_key.get(("auto", concurrency)), by_key.get(("general", concurrency))
+        if auto and general:
+            rows.append(
+                {
+                    "concurrency": concurrency,
+                    "throughput_auto_over_general": ratio(auto["throughput_rps"], general["throughput_rps"]),
+                    "p50_auto_over_general": ratio(auto["p50_ms"], general["p50_ms"]),
+                    "p95_auto_over_general": ratio(auto["p95_ms"], general["p95_ms"]),
                 }
             )
     return rows
@@ -160,6 +202,24 @@ def print_report(results: dict) -> None:
     if results["ratios"]:
         print(format_table(results["ratios"], RATIO_COLUMNS), end="\n\n")
     print(format_table(results["goals"], GOAL_COLUMNS))
+
+
+def print_face_report(results: dict) -> None:
+    """The tables of a face-mode run: machine and settings, detection latency, loads, ratios."""
+    from aiclassify.benchmarks.detection import LATENCY_COLUMNS
+
+    settings, detection = results["settings"], results["detection"]
+    limits = ", ".join(f"{name} {value}" for name, value in detection["limits"].items())
+    print(
+        f"\n{results['date']}  {results['machine']['platform']}, {results['machine']['cpu_count']} CPUs, "
+        f"commit {results['commit']}\nfaces={settings['faces_run']}, general={settings['general_run']}, "
+        f"gunicorn {settings['gunicorn']}\nuploads: {settings['uploads']} "
+        f"({settings['upload_bytes_mean'] / 1024:.0f} KB mean)\ndetector ({limits}) loaded in "
+        f"{detection['detector_load_s']:.1f} s; latency scenes: {settings['detection_photo']}\n"
+    )
+    print(format_table(detection["latency"], LATENCY_COLUMNS), end="\n\n")
+    print(format_table(results["face_loads"], FACE_LOAD_COLUMNS), end="\n\n")
+    print(format_table(results["face_ratios"], FACE_RATIO_COLUMNS))
 
 
 def print_values(results: dict) -> None:

@@ -10,13 +10,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from aiclassify.benchmarks.detection import GROUP_EVERY, face_uploads, find_face_photos, measure_in_child
 from aiclassify.benchmarks.faults import DEFAULT_MAX_UPLOAD_MB, run_fault_load
 from aiclassify.benchmarks.forward import ForwardReference, reference_between
 from aiclassify.benchmarks.load import run_load, upload_images
-from aiclassify.benchmarks.report import git_commit, goal_rows, machine, ratio_rows
-from aiclassify.benchmarks.servers import Server, api_server, baseline_server
+from aiclassify.benchmarks.report import face_ratio_rows, git_commit, goal_rows, machine, ratio_rows
+from aiclassify.benchmarks.servers import Server, api_server, baseline_server, face_api_server
 
 DEFAULT_THREADS = 32  # as `make serve`: measured best on 2 cores (docs/performance.md)
+DETECTION_SIZES = (256, 1024, 4000)  # longer sides of the detection latency scenes, px
+FACE_MODES = ("general", "auto")  # the face mode's loads: the whole image alone, then with its faces
 RUN_FILES = ("metadata.json", "saved_model", "model.keras")
 # An error line of the app's log ("2026-01-02 03:04:05,678 ERROR ..."), of gunicorn's, or a traceback.
 LOGGED_ERROR = re.compile(
@@ -49,6 +52,11 @@ class BenchmarkOptions:
     workdir: Path | None = None
     fault_rate: float = 0.0  # above 0: the fault-tolerance load instead (run_fault_benchmark)
     fault_seed: int = 0
+    faces_run: Path | None = None  # set: the face-path load instead (run_face_benchmark), run = general
+    face_data: Path | None = None  # the 140k faces sample (default: face_archive extracted)
+    face_archive: Path | None = None  # faces.tar.gz, extracted when face_data is not given
+    detection_sizes: list[int] = field(default_factory=lambda: list(DETECTION_SIZES))
+    detection_repeats: int = 5
 
     def __post_init__(self):
         """Fill in the default baseline request count."""
@@ -222,4 +230,92 @@ def run_fault_benchmark(options: BenchmarkOptions) -> dict:
             "gunicorn": f"--workers {options.workers} --threads {options.threads}",
         },
         "fault_loads": loads,
+    }
+
+
+def run_face_benchmark(options: BenchmarkOptions) -> dict:
+    """The face path on the API alone (no baseline, no forward reference): ``options.faces_run``
+    served as model ``faces`` and ``options.run`` as ``general``, face detection on.
+
+    Once the server is ready (and idle), the bare detection latency at each of
+    ``options.detection_sizes`` (:func:`~aiclassify.benchmarks.detection.measure_in_child`, the
+    measurement of ``scripts/bench_faces.py``, with the server's detector limits); then per level of
+    ``options.levels``, ``options.warmup`` uncounted requests and ``options.requests`` counted ones
+    with ``model=general`` (the whole image, no face search), then the same with ``model=auto`` (the
+    whole image and every face found). The uploads are ``options.image_dir``'s images when given,
+    else :func:`~aiclassify.benchmarks.detection.face_uploads` of the faces sample (one-face photos,
+    every :data:`~aiclassify.benchmarks.detection.GROUP_EVERY`-th a three-face group photo; demo
+    JPEGs and noise, in which no face is found, when the sample is absent). The server is stopped at
+    the end, also on errors and Ctrl-C. The results hold ``date``, ``machine``, ``commit``,
+    ``settings``, ``detection`` (``detector_load_s``, ``limits``, ``latency`` rows), ``face_loads``
+    and ``face_ratios``.
+    """
+    files, source = find_face_photos(options.face_data, options.face_archive)
+    if options.image_dir:
+        images = upload_images(options.image_dir, 256, options.images)
+        uploads = str(options.image_dir)
+    else:
+        images = face_uploads(files, options.images)
+        uploads = (
+            f"faces sample ({source}): 256 px photos, every {GROUP_EVERY}th a 3-face 1200x500 group photo"
+            if files
+            else f"no face data: 256 px demo JPEGs, every {GROUP_EVERY}th 1200x500 noise (no faces)"
+        )
+    photo = files["real"][0] if files.get("real") else None
+    server = face_api_server(
+        options.faces_run, options.run, options.threads, options.workers, options.workdir
+    )
+    loads = []
+    try:
+        server.start()
+        server.wait_ready()
+        status, body = server.get("/v1/faces")
+        if status != 200 or not json.loads(body)["available"]:
+            raise RuntimeError(f"model=auto is not available on the server: HTTP {status}: {body[:500]!r}")
+        detection = measure_in_child(
+            options.detection_sizes, options.detection_repeats, photo, options.workdir
+        )
+        for row in detection["latency"]:
+            print(
+                f"detect   {row['longer_side']:>5} px  {row['faces_found']} faces, median "
+                f"{row['median_ms']:.0f} ms, first call {row['first_call_ms']:.0f} ms",
+                flush=True,
+            )
+        for concurrency in options.levels:
+            for model in FACE_MODES:
+                path = f"/predict?model={model}"
+                run_load(server.port, images, options.warmup, concurrency, path=path)
+                cpu_before = server.cpu_seconds()
+                load = run_load(server.port, images, options.requests, concurrency, path=path, faces=True)
+                load["server_cpu_fraction"] = (server.cpu_seconds() - cpu_before) / load["wall_s"]
+                load.update(model=model, concurrency=concurrency, loadavg_1m=os.getloadavg()[0])
+                loads.append(load)
+                print(
+                    f"{model:<8} c={concurrency:<3} {load['requests']} requests, {load['errors']} errors, "
+                    f"p50 {load['p50_ms']:.1f} ms, {load['throughput_rps']:.2f} req/s, "
+                    f"{load['faces_per_request']:.2f} faces per request",
+                    flush=True,
+                )
+    finally:
+        server.stop()
+    return {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "commit": git_commit(options.workdir),
+        "settings": {
+            "faces_run": str(options.faces_run),
+            "general_run": str(options.run),
+            "uploads": uploads,
+            "upload_bytes_mean": statistics.fmean(len(image) for image in images),
+            "detection_photo": str(photo) if photo else "none (noise scenes)",
+            "levels": options.levels,
+            "requests": options.requests,
+            "warmup": options.warmup,
+            "gunicorn": f"--workers {options.workers} --threads {options.threads}",
+            "max_batch_size": os.environ.get("AICLASSIFY_MAX_BATCH_SIZE", "32"),
+            "max_batch_wait_ms": os.environ.get("AICLASSIFY_MAX_BATCH_WAIT_MS", "5"),
+        },
+        "detection": detection,
+        "face_loads": loads,
+        "face_ratios": face_ratio_rows(loads),
     }

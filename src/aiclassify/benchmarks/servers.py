@@ -90,6 +90,16 @@ class Server:
             time.sleep(0.5)
         raise RuntimeError(f"{self.name}: not ready in {timeout_s:.0f} s:\n{self.log.read_text()[-3000:]}")
 
+    def get(self, path: str) -> tuple[int, bytes]:
+        """``GET path``: the status and the body."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            connection.request("GET", path)
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
+
     def cpu_seconds(self) -> float:
         """User + system CPU seconds of the gunicorn master and its workers so far (Linux /proc)."""
         total, pids = 0.0, [self.process.pid]
@@ -123,6 +133,31 @@ def api_server(run: Path, threads: int, workers: int = 1, workdir: Path | None =
         "api",
         API_APP,
         {"AICLASSIFY_MODELS": f"bench={run}"},
+        "/readyz",
+        threads,
+        extra=("--config", f"python:{GUNICORN_CONFIG}"),
+        workers=workers,
+        workdir=workdir,
+    )
+
+
+def face_api_server(
+    faces_run: Path, general_run: Path, threads: int, workers: int = 1, workdir: Path | None = None
+) -> Server:
+    """The inference API serving ``faces_run`` as model ``faces`` and ``general_run`` as ``general``
+    with face detection on, so that ``model=auto`` searches every upload for faces; ready once
+    ``/readyz`` answers 200 (models and face detector loaded). The detector's limits are the
+    ``AICLASSIFY_*`` face settings of this environment."""
+    env = {
+        "AICLASSIFY_MODELS": f"faces={faces_run},general={general_run}",
+        "AICLASSIFY_FACE_MODEL": "faces",
+        "AICLASSIFY_GENERAL_MODEL": "general",
+        "AICLASSIFY_FACE_DETECTION": "1",
+    }
+    return Server(
+        "api",
+        API_APP,
+        env,
         "/readyz",
         threads,
         extra=("--config", f"python:{GUNICORN_CONFIG}"),

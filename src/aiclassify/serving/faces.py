@@ -4,7 +4,10 @@ A :class:`FaceService` holds the face detector (MTCNN, :class:`~aiclassify.faces
 loaded at start-up after the models, in the same loading thread, and part of ``/readyz``. It is
 enabled when the server serves its face model (``AICLASSIFY_FACE_MODEL``, default ``faces``) and
 ``AICLASSIFY_FACE_DETECTION`` is on; its limits are settings (``AICLASSIFY_MAX_FACES``,
-``AICLASSIFY_MIN_FACE_SIZE``, ``AICLASSIFY_MIN_FACE_CONFIDENCE``, ``AICLASSIFY_MAX_FACE_SEARCH_SIDE``).
+``AICLASSIFY_MIN_FACE_SIZE``, ``AICLASSIFY_MIN_FACE_CONFIDENCE``, ``AICLASSIFY_MAX_FACE_SEARCH_SIDE``),
+and at most ``AICLASSIFY_MAX_CONCURRENT_FACE_SEARCHES`` images are searched at once: searches are
+CPU-bound and not batched, so more at once only slows each (an image that waits
+``AICLASSIFY_FACE_SEARCH_WAIT_S`` for a turn is not searched, and is warned so).
 
 :meth:`FaceService.route` decides which models answer a request: ``model=auto`` scores the whole
 image with the general model (``AICLASSIFY_GENERAL_MODEL``) and every face with the face model;
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -73,6 +77,7 @@ class FaceService:
         self.error = ""
         self.finder: FaceFinder | None = None
         self._detector = detector
+        self._slots = threading.BoundedSemaphore(settings.max_concurrent_face_searches)
 
     def load(self) -> None:
         """Build the detector (unless injected) and check it on a blank image; END on failure."""
@@ -168,6 +173,20 @@ class FaceService:
             raise ApiError(503, message, reason="face_detector_not_loaded")
         return Route(model, model, expect_faces=True)
 
+    def _search_in_turn(self, path: FacePath, image: bytes, expect_faces: bool) -> FaceSearch:
+        """``path.search`` once one of the ``max_concurrent_face_searches`` slots is free; an image
+        that waits ``face_search_wait_s`` without one is not searched (``face_detection_failed``)."""
+        if not self._slots.acquire(timeout=self.settings.face_search_wait_s):
+            busy = (
+                f"not searched: the detector was busy with {self.settings.max_concurrent_face_searches} "
+                f"other search(es) for {self.settings.face_search_wait_s:g} s; retry later"
+            )
+            return FaceSearch(None, (detection_failed(busy),))
+        try:
+            return path.search(image, expect_faces)
+        finally:
+            self._slots.release()
+
     def score_faces(
         self,
         face_model: ServedModel,
@@ -196,7 +215,7 @@ class FaceService:
                 except ApiError as error:
                     search = FaceSearch(None, (detection_failed(f"not searched: {error.message}"),))
                 else:
-                    search = path.search(image, expect_faces)
+                    search = self._search_in_turn(path, image, expect_faces)
             searches.append((search, (time.perf_counter() - started) * 1000))
         crops = [crop.image for search, _ in searches for crop in search.crops or ()]
         scores = face_model.score([face_model.prepare(crop) for crop in crops], timeout_s) if crops else []

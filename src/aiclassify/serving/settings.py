@@ -53,6 +53,8 @@ class ServerSettings:
     min_face_size: int = 32  # pixels: faces whose box's longer side is smaller are not scored
     min_face_confidence: float = 0.9  # detector confidence (0-1) below which a face is not scored
     max_face_search_side: int = 1024  # pixels: larger images are searched on a copy shrunk to this
+    max_concurrent_face_searches: int = 2  # face searches at once (CPU-bound; each holds a decoded image)
+    face_search_wait_s: float = 20.0  # an image over that limit waits this long, then is not searched
 
     @property
     def max_content_length(self) -> int:
@@ -151,7 +153,9 @@ def validate(settings: ServerSettings) -> ServerSettings:
         raise SettingsError("max_request_pixels must be at least max_image_pixels (one largest image)")
     if settings.max_form_parts <= settings.max_images:
         raise SettingsError("max_form_parts must be larger than max_images (a part per image, and fields)")
-    for name in ("max_faces", "min_face_size", "max_face_search_side"):
+    if settings.face_search_wait_s < 0:
+        raise SettingsError("face_search_wait_s must not be negative")
+    for name in ("max_faces", "min_face_size", "max_face_search_side", "max_concurrent_face_searches"):
         if getattr(settings, name) <= 0:
             raise SettingsError(f"{name} must be positive")
     if not 0 <= settings.min_face_confidence <= 1:
