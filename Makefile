@@ -12,7 +12,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[app,data,dev,ray]'
+	$(PY) -m pip install --quiet -e '.[app,data,dev,hub,ray]'
 	touch $@
 
 demo: install

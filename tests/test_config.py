@@ -13,6 +13,7 @@ from aiclassify.config import (
     Config,
     ConfigError,
     DegradeConfig,
+    FineTuneConfig,
     load_config,
     save_config,
     to_dict,
@@ -86,12 +87,95 @@ def test_saved_config_round_trips(tmp_path):
     assert yaml.safe_load((tmp_path / "config.yaml").read_text()) == to_dict(config)
 
 
-@pytest.mark.parametrize("name", ["faces", "general", "cifake", "demo", "demo-general"])
+SHIPPED_CONFIGS = sorted(path.stem for path in CONFIG_DIR.glob("*.yaml"))
+
+
+def test_the_product_demo_and_literature_configs_are_shipped():
+    literature = list(LITERATURE_MODELS)
+    assert set(SHIPPED_CONFIGS) >= {"faces", "general", "cifake", "demo", "demo-general", *literature}
+
+
+@pytest.mark.parametrize("name", SHIPPED_CONFIGS)
 def test_shipped_configs_load_and_document_themselves(name):
     path = CONFIG_DIR / f"{name}.yaml"
     header = path.read_text().split("\nname:")[0]
     assert "Command:" in header and "Runtime:" in header and "Expected:" in header
+    assert f"--config {name}.yaml" in header
     assert load_config(path).name == name
+
+
+LITERATURE_MODELS = {
+    "vgg16": True,  # ImageNet-pretrained, fine-tuned in two phases
+    "resnet50": True,
+    "efficientnetb0": True,
+    "densenet121": True,
+    "resnet18": True,
+    "vit_b16": True,
+    "lenet5": False,  # trained from scratch
+    "lenet2": False,
+    "cnn_small_nopool": False,
+}
+
+
+@pytest.mark.parametrize(("model", "pretrained"), sorted(LITERATURE_MODELS.items()))
+def test_literature_configs_train_their_model_on_cifake(model, pretrained):
+    config = load_config(model)  # configs/<model>.yaml
+    header = (CONFIG_DIR / f"{model}.yaml").read_text().split("\nname:")[0]
+    assert config.model.name == model and config.data.dataset == "cifake" and config.data.image_size == 32
+    if not pretrained:
+        assert config.model.pretrained == "none" and not config.train.fine_tune.enabled
+        return
+    assert config.model.pretrained == "imagenet" and config.model.resize_to == 224
+    assert 0 < config.train.fine_tune.frozen_epochs < config.train.epochs
+    assert config.train.fine_tune_learning_rate() < config.train.learning_rate
+    assert "~/.keras/models/" in header and "--set model.pretrained=none" in header
+    assert "from scratch" in header  # a run without the weights must say what it is
+    scratch = load_config(model, ["model.pretrained=none", "train.fine_tune.frozen_epochs=0"])
+    assert not scratch.train.fine_tune.enabled
+
+
+# --- train.fine_tune ---------------------------------------------------------------------------------
+
+
+def test_fine_tuning_is_off_by_default_and_loads_from_yaml_and_overrides(tmp_path):
+    assert load_config().train.fine_tune == FineTuneConfig() and not FineTuneConfig().enabled
+    path = tmp_path / "fine.yaml"
+    path.write_text("train:\n  epochs: 5\n  fine_tune:\n    frozen_epochs: 2\n    learning_rate: 0.0001\n")
+    config = load_config(path, ["train.fine_tune.unfreeze_top_layers=4"])
+    assert config.train.fine_tune == FineTuneConfig(
+        frozen_epochs=2, unfreeze_top_layers=4, learning_rate=0.0001
+    )
+    assert config.train.fine_tune_learning_rate() == 0.0001
+    default_rate = load_config(None, ["train.fine_tune.frozen_epochs=1", "train.learning_rate=0.01"])
+    assert default_rate.train.fine_tune_learning_rate() == pytest.approx(0.001)
+    save_config(config, tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml") == config
+    saved = yaml.safe_load((tmp_path / "config.yaml").read_text())["train"]["fine_tune"]
+    assert saved == {"frozen_epochs": 2, "unfreeze_top_layers": 4, "learning_rate": 0.0001}
+    assert load_config(None, ["train.fine_tune.learning_rate=null"]).train.fine_tune.learning_rate is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["train.epochs=3", "train.fine_tune.frozen_epochs=3"],
+            "in 'train': fine_tune.frozen_epochs must be less than epochs: phase 2 needs at least one epoch. "
+            "Received: frozen_epochs=3, epochs=3",
+        ),
+        (["train.fine_tune.frozen_epochs=-1"], "frozen_epochs must be >= 0. Received: frozen_epochs=-1"),
+        (
+            ["train.fine_tune.unfreeze_top_layers=-2"],
+            "unfreeze_top_layers must be >= 0. Received: unfreeze_top_layers=-2",
+        ),
+        (["train.fine_tune.learning_rate=0"], "learning_rate must be > 0. Received: learning_rate=0.0"),
+        (["train.fine_tune.learning_rate=fast"], "'train.fine_tune.learning_rate' must be float or null"),
+        (["train.fine_tune.frozen_epoch=1"], "Did you mean 'train.fine_tune.frozen_epochs'?"),
+    ],
+)
+def test_fine_tuning_values_are_checked(overrides, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(None, overrides)
 
 
 def test_gpu_configs_ask_for_mixed_precision():

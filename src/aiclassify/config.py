@@ -37,8 +37,15 @@ ModelName = Literal[
     "resnet50",
     "efficientnetb0",
     "densenet121",
+    "resnet18",
+    "vit_b16",
+    "logistic_pixels",
+    "backbone_svm",
 ]
-"""``model.name``: the registered architectures (see :mod:`aiclassify.models`)."""
+"""``model.name``: the registered architectures (see :mod:`aiclassify.models`); ``logistic_pixels``
+and ``backbone_svm`` are fitted by scikit-learn, not by gradient descent (:mod:`aiclassify.classical`)."""
+FeatureBackbone = Literal["resnet18", "resnet50", "vgg16", "efficientnetb0", "densenet121", "vit_b16"]
+"""``model.feature_backbone``: the frozen backbone whose pooled features ``backbone_svm`` classifies."""
 Padding = Literal["same", "valid"]
 """``model.padding``: convolution padding."""
 OptimizerName = Literal[
@@ -101,9 +108,11 @@ class ModelConfig:
     bn_momentum: float = 0.99  # Keras default; 0.9 lets short runs on small data converge
     # Starting weights: "none" (random); "imagenet" (backbones; downloaded once); a local ".keras" /
     # ".weights.h5" file of the whole model (e.g. a finished run's model.keras, to train it further);
-    # or a Keras Applications ".h5" backbone file (the offline route to ImageNet weights).
+    # or a Keras Applications ".h5" backbone file (the offline route to ImageNet weights; for resnet18
+    # and vit_b16, a keras-hub preset's backbone "model.weights.h5").
     pretrained: str = "none"
     resize_to: int = 0  # backbones: upsample inputs to this side inside the model (0: as they come)
+    feature_backbone: FeatureBackbone = "resnet18"  # backbone_svm: its frozen feature extractor
 
     def __post_init__(self) -> None:
         if self.pretrained not in ("none", "imagenet") and not self.pretrained.endswith(PRETRAINED_SUFFIXES):
@@ -161,6 +170,38 @@ class DegradeConfig:
 
 
 @dataclass(frozen=True)
+class FineTuneConfig:
+    """``train.fine_tune``: the two-phase fine-tuning schedule of a backbone model (off by default).
+
+    Phase 1 trains the first ``frozen_epochs`` epochs with the backbone frozen, so only the head
+    learns, at ``train.learning_rate``. Phase 2 then unfreezes the backbone's top
+    ``unfreeze_top_layers`` layers with weights (0: all of them) and trains on to ``train.epochs``
+    at ``learning_rate``. The backbone's BatchNormalization layers stay frozen in both phases, so
+    they run in inference mode on their (ImageNet) statistics. Both phases write one run directory,
+    one history and one epoch count; early stopping watches phase 2 only. Backbone models only
+    (:func:`aiclassify.backbones.backbone_names`); see :mod:`aiclassify.train.trainer`.
+    """
+
+    # Phase 1's length; 0: no schedule (the other two then go unused, with a warning), every layer
+    # trains from the first epoch: `--set train.fine_tune.frozen_epochs=0` turns a config's schedule off.
+    frozen_epochs: int = 0
+    unfreeze_top_layers: int = 0  # phase 2: the top N backbone layers with weights; 0: the whole backbone
+    learning_rate: float | None = None  # phase 2; null: a tenth of train.learning_rate
+
+    def __post_init__(self) -> None:
+        for name in ("frozen_epochs", "unfreeze_top_layers"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0. Received: {name}={getattr(self, name)}")
+        if self.learning_rate is not None and self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be > 0. Received: learning_rate={self.learning_rate}")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the run trains in two phases."""
+        return self.frozen_epochs > 0
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Optimisation, callbacks, precision and distribution."""
 
@@ -186,6 +227,60 @@ class TrainConfig:
     # Monitor (early stopping, checkpoints) the validation split plus one degraded copy of each
     # image, drawn once with a fixed seed; metrics.json's validation metrics stay on the clean split.
     validation_degraded: bool = False
+    fine_tune: FineTuneConfig = field(default_factory=FineTuneConfig)  # backbone frozen, then unfrozen
+
+    def __post_init__(self) -> None:
+        if self.fine_tune.enabled and self.fine_tune.frozen_epochs >= self.epochs:
+            raise ValueError(
+                "fine_tune.frozen_epochs must be less than epochs: phase 2 needs at least one epoch. "
+                f"Received: frozen_epochs={self.fine_tune.frozen_epochs}, epochs={self.epochs}"
+            )
+
+    def fine_tune_learning_rate(self) -> float:
+        """Phase 2's learning rate: ``fine_tune.learning_rate``, or a tenth of ``learning_rate``."""
+        if self.fine_tune.learning_rate is not None:
+            return self.fine_tune.learning_rate
+        return self.learning_rate / 10
+
+
+@dataclass(frozen=True)
+class ClassicalConfig:
+    """How the scikit-learn baselines (``model.name`` logistic_pixels, backbone_svm) are fitted.
+
+    Both fit once on a seeded, class-balanced sample of at most ``max_train_images`` clean training
+    images (no ``train.augment`` or ``train.degrade``); an RBF SVC's fit time and kernel memory grow
+    with the square of that number. A grid of more than one candidate is searched by
+    ``GridSearchCV`` with ``cv_folds`` stratified, seeded folds on accuracy, then refitted on the
+    whole sample. See :mod:`aiclassify.classical`.
+    """
+
+    max_train_images: int = 5000
+    cv_folds: int = 3
+    logistic_c: tuple[float, ...] = (1.0,)  # inverse L2 strength of LogisticRegression
+    logistic_max_iter: int = 1000
+    svm_c: tuple[float, ...] = (1.0, 10.0)
+    # RBF gamma as multiples of scikit-learn's gamma="scale", 1 / (n_features * X.var()), on the
+    # standardised features: the same grid suits every backbone's feature width.
+    svm_gamma: tuple[float, ...] = (0.5, 1.0, 2.0)
+
+    def __post_init__(self) -> None:
+        if self.cv_folds < 2:
+            raise ValueError(f"cv_folds must be at least 2. Received: cv_folds={self.cv_folds}")
+        if self.max_train_images < 2 * self.cv_folds:
+            raise ValueError(
+                "max_train_images must leave every fold an image of each class (at least 2 * cv_folds). "
+                f"Received: max_train_images={self.max_train_images}"
+            )
+        if self.logistic_max_iter < 1:
+            raise ValueError(
+                f"logistic_max_iter must be at least 1. Received: logistic_max_iter={self.logistic_max_iter}"
+            )
+        for name in ("logistic_c", "svm_c", "svm_gamma"):
+            grid = getattr(self, name)
+            if not grid or any(value <= 0 for value in grid):
+                raise ValueError(
+                    f"{name} must be a non-empty list of positive numbers. Received: {name}={list(grid)}"
+                )
 
 
 @dataclass(frozen=True)
@@ -204,6 +299,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    classical: ClassicalConfig = field(default_factory=ClassicalConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
 
 
@@ -296,7 +392,7 @@ def _check_type(value: Any, expected: Any, dotted: str, source: str) -> Any:
             continue
         if isinstance(value, kind):
             return value
-    names = " or ".join(k.__name__ for k in allowed)
+    names = " or ".join("null" if k is type(None) else k.__name__ for k in allowed)
     raise ConfigError(f"{source}: '{dotted}' must be {names}. Received: {value!r} ({type(value).__name__})")
 
 

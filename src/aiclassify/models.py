@@ -138,8 +138,8 @@ def load_pretrained(model: keras.Model, pretrained: str) -> keras.Model:
 
     A whole-model file (``.keras`` or ``.weights.h5``) must hold weights of the same architecture
     and input size, every layer of it: a file that leaves any layer as built is an error, not a
-    partial start. ``imagenet`` and Keras Applications ``.h5`` files are the builder's
-    (:mod:`aiclassify.backbones`).
+    partial start. ``imagenet``, Keras Applications ``.h5`` files and a keras-hub model's
+    backbone-only ``.weights.h5`` files are the builder's (:mod:`aiclassify.backbones`).
     """
     if not pretrained.endswith(WHOLE_MODEL_SUFFIXES):
         return model
@@ -148,6 +148,10 @@ def load_pretrained(model: keras.Model, pretrained: str) -> keras.Model:
         raise FileNotFoundError(
             f"model.pretrained: no weights file at {path}. Received: pretrained={pretrained!r}"
         )
+    from aiclassify.backbones import HUB_BACKBONES, is_backbone_weights_file
+
+    if model.name in HUB_BACKBONES and path.name.endswith(".weights.h5") and is_backbone_weights_file(path):
+        return model  # its builder loaded the file into the backbone
     with warnings.catch_warnings():
         # Keras only warns when a layer of the file has no match, and leaves that layer as built.
         warnings.filterwarnings("error", message="Skipping", category=UserWarning)
@@ -393,3 +397,6 @@ cnn_small4 = _register_cnn_small(4)
 
 # The ImageNet backbones register themselves into the registry above.
 from aiclassify import backbones  # noqa: E402, F401
+
+# So do the scikit-learn baselines' Keras forms (their custom layers too, for load_keras_model).
+from aiclassify.classical import keras_models  # noqa: E402, F401

@@ -31,7 +31,7 @@ def test_saved_config_is_fully_resolved(tiny_run):
     saved = yaml.safe_load((tiny_run / "config.yaml").read_text())
     assert saved["model"]["name"] == "cnn_small2"
     assert saved["train"]["learning_rate"] == 0.001  # a default, written out too
-    assert set(saved) == {"name", "data", "model", "train", "export"}
+    assert set(saved) == {"name", "data", "model", "train", "classical", "export"}
 
 
 def test_history_has_one_row_per_epoch(tiny_run):

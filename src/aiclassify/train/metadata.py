@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import sys
 import time
 from dataclasses import asdict
 from typing import Any
@@ -18,8 +19,9 @@ from aiclassify.data.layouts import DatasetSplits
 
 
 def library_versions() -> dict[str, str]:
-    """Versions that decide whether a saved model loads and behaves the same elsewhere."""
-    return {
+    """Versions that decide whether a saved model loads and behaves the same elsewhere (keras-hub's
+    too once loaded: a vit_b16 model.keras needs it)."""
+    versions = {
         "aiclassify": __version__,
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
@@ -27,6 +29,9 @@ def library_versions() -> dict[str, str]:
         "numpy": np.__version__,
         "pillow": PIL.__version__,
     }
+    if "keras_hub" in sys.modules:
+        versions["keras_hub"] = sys.modules["keras_hub"].__version__
+    return versions
 
 
 def build_metadata(

@@ -1,10 +1,17 @@
-"""Training: config -> data -> model -> ``model.fit`` -> metrics -> export, into one run directory."""
+"""Training: config -> data -> model -> ``model.fit`` -> metrics -> export, into one run directory.
+
+A run trains in one phase, or in ``train.fine_tune``'s two (:func:`training_phases`): the backbone
+frozen for ``frozen_epochs``, then its top layers unfrozen at a lower rate. Each phase is a
+``model.fit`` continuing the same epoch count, history.csv, checkpoints and backup, so an
+interrupted run resumes in the phase, with the trainable layers and the optimizer, it stopped in.
+"""
 
 from __future__ import annotations
 
 import logging
 import math
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +20,8 @@ import numpy as np
 import tensorflow as tf
 
 from aiclassify import runs
+from aiclassify.backbones import backbone_layers, backbone_names, freeze_backbone
+from aiclassify.classical import CLASSICAL_MODELS
 from aiclassify.config import Config
 from aiclassify.data.augment import AugmentOptions, degrade_for_validation, make_augmenter, make_degrader
 from aiclassify.data.layouts import DatasetSplits, load_splits
@@ -23,7 +32,13 @@ from aiclassify.export import export_saved_model
 from aiclassify.filters import make_filter
 from aiclassify.metrics import binary_metrics
 from aiclassify.models import build_from_config, load_pretrained
-from aiclassify.train.callbacks import best_epoch, make_callbacks, rewrite_history
+from aiclassify.train.callbacks import (
+    backup_phase,
+    best_epoch,
+    make_callbacks,
+    rewrite_history,
+    save_phase_backup,
+)
 from aiclassify.train.cluster import check_same_start, fit_across_workers, worker_workdir
 from aiclassify.train.devices import choose_precision, enable_gpu_memory_growth, make_strategy
 from aiclassify.train.metadata import build_metadata
@@ -104,29 +119,183 @@ def augment_options(config: Config) -> AugmentOptions:
     )
 
 
-def learning_rate(
-    config: Config, steps_per_epoch: int
-) -> float | keras.optimizers.schedules.LearningRateSchedule:
-    """The configured learning rate: a constant, or a cosine decay to 0 over every training step."""
+@dataclass(frozen=True)
+class TrainingPhase:
+    """One ``model.fit`` of a run: epochs ``[first_epoch, end_epoch)``, what trains, at which rate.
+
+    ``freeze`` False trains the model as built; True freezes the backbone except its top
+    ``trainable_top_layers`` layers with weights (None: all of them), BatchNormalization always
+    frozen (:func:`aiclassify.backbones.freeze_backbone`).
+    """
+
+    number: int
+    first_epoch: int
+    end_epoch: int
+    learning_rate: float
+    freeze: bool = False
+    trainable_top_layers: int | None = 0
+
+
+def training_phases(config: Config) -> list[TrainingPhase]:
+    """The run's phases: one in which every layer trains, or ``train.fine_tune``'s two.
+
+    Phase 1 trains the head alone (backbone frozen) at ``train.learning_rate`` for
+    ``fine_tune.frozen_epochs``; phase 2 the head and the backbone's top
+    ``fine_tune.unfreeze_top_layers`` layers with weights (0: all) at the fine-tuning rate, to
+    ``train.epochs``. Raises ``ValueError`` for a schedule on a model without a backbone.
+    """
     train = config.train
+    fine_tune = train.fine_tune
+    if not fine_tune.enabled:
+        return [TrainingPhase(1, 0, train.epochs, train.learning_rate)]
+    if config.model.name not in backbone_names():
+        raise ValueError(
+            f"train.fine_tune freezes a backbone: model.name must be one of {backbone_names()}. "
+            f"Received: model.name={config.model.name!r}, frozen_epochs={fine_tune.frozen_epochs}"
+        )
+    return [
+        TrainingPhase(
+            1, 0, fine_tune.frozen_epochs, train.learning_rate, freeze=True, trainable_top_layers=0
+        ),
+        TrainingPhase(
+            2,
+            fine_tune.frozen_epochs,
+            train.epochs,
+            train.fine_tune_learning_rate(),
+            freeze=True,
+            trainable_top_layers=fine_tune.unfreeze_top_layers or None,
+        ),
+    ]
+
+
+def check_fine_tune(config: Config, model: keras.Model) -> None:
+    """Fail unless ``train.fine_tune``'s phase 2 unfreezes layers that ``model``'s backbone has:
+    at most as many as it has layers with weights, and one at least that is not BatchNormalization.
+
+    Warns when phase 2's settings go unused (no phase 1), and when phase 1 would freeze a backbone
+    that starts from random weights (``model.pretrained: none``).
+    """
+    fine_tune = config.train.fine_tune
+    phases = training_phases(config)
+    if len(phases) == 1:
+        if fine_tune.unfreeze_top_layers or fine_tune.learning_rate is not None:
+            logger.warning(
+                "train.fine_tune.frozen_epochs is 0: no fine-tuning schedule, every layer trains from the "
+                "first epoch; unfreeze_top_layers=%d and learning_rate=%s are unused.",
+                fine_tune.unfreeze_top_layers,
+                fine_tune.learning_rate,
+            )
+        return
+    if config.model.pretrained == "none":
+        logger.warning(
+            "train.fine_tune freezes %s's randomly initialised backbone (model.pretrained=none) for %d "
+            "epoch(s): only the head learns then. From scratch, set train.fine_tune.frozen_epochs=0.",
+            config.model.name,
+            fine_tune.frozen_epochs,
+        )
+    top = config.train.fine_tune.unfreeze_top_layers
+    with_weights = [layer for layer in backbone_layers(model) if layer.weights]
+    if top > len(with_weights):
+        raise ValueError(
+            f"train.fine_tune.unfreeze_top_layers exceeds the {len(with_weights)} layers with weights of "
+            f"{config.model.name}'s backbone. Received: unfreeze_top_layers={top}"
+        )
+    unfrozen = with_weights[len(with_weights) - top :] if top else with_weights
+    if all(isinstance(layer, keras.layers.BatchNormalization) for layer in unfrozen):
+        raise ValueError(
+            f"The top {top} layers with weights of {config.model.name}'s backbone are BatchNormalization, "
+            "which stays frozen: phase 2 would train nothing more than phase 1. "
+            f"Received: unfreeze_top_layers={top}"
+        )
+
+
+def learning_rate(
+    config: Config, steps_per_epoch: int, phase: TrainingPhase | None = None
+) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """The learning rate of ``phase`` (default: the whole run at ``train.learning_rate``): a constant,
+    or a cosine decay to 0 over every training step of the phase."""
+    train = config.train
+    phase = phase or TrainingPhase(1, 0, train.epochs, train.learning_rate)
     if train.lr_schedule == "constant":
-        return train.learning_rate
+        return phase.learning_rate
     return keras.optimizers.schedules.CosineDecay(
-        train.learning_rate, decay_steps=max(1, train.epochs * steps_per_epoch)
+        phase.learning_rate, decay_steps=max(1, (phase.end_epoch - phase.first_epoch) * steps_per_epoch)
     )
 
 
-def compile_model(config: Config, steps_per_epoch: int = 1) -> keras.Model:
-    """Build and compile the configured model (call inside the strategy scope)."""
-    model = load_pretrained(build_from_config(config), config.model.pretrained)
+def compile_phase(model: keras.Model, config: Config, phase: TrainingPhase, steps_per_epoch: int = 1) -> None:
+    """Set ``model``'s trainable layers for ``phase`` and compile it with a new optimizer at the
+    phase's rate (call inside the strategy scope)."""
+    if phase.freeze:
+        freeze_backbone(model, phase.trainable_top_layers)
     optimizer = keras.optimizers.get(
         {
             "class_name": config.train.optimizer,
-            "config": {"learning_rate": learning_rate(config, steps_per_epoch)},
+            "config": {"learning_rate": learning_rate(config, steps_per_epoch, phase)},
         }
     )
     model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"])
+
+
+def compile_model(config: Config, steps_per_epoch: int = 1) -> keras.Model:
+    """Build the configured model and compile it for its first phase (call inside the strategy scope)."""
+    model = load_pretrained(build_from_config(config), config.model.pretrained)
+    compile_phase(model, config, training_phases(config)[0], steps_per_epoch)
     return model
+
+
+def fit_phases(
+    model: keras.Model,
+    config: Config,
+    datasets: dict[str, tf.data.Dataset],
+    workdir: Path,
+    strategy: tf.distribute.Strategy,
+    resuming: bool,
+    steps_per_epoch: int,
+) -> None:
+    """``model.fit`` phase after phase (``model`` compiled for the first), resuming an interrupted run.
+
+    A phase that the backup shows finished is skipped. A phase after the first starts by writing
+    its own backup (:func:`aiclassify.train.callbacks.save_phase_backup`): its trainable layers'
+    optimizer, not the previous phase's, is then what a kill before its first epoch ends resumes
+    from. A run stopped on the last epoch of phase 1 runs phase 1's ``fit`` for no epoch (it only
+    restores the backup), then moves on. Early stopping watches the last phase only, and the backup
+    is deleted when the last phase ends.
+    """
+    phases = training_phases(config)
+    done, started = runs.backup_epoch(workdir), backup_phase(workdir)
+    for phase in phases:
+        last = phase is phases[-1]
+        if not last and (
+            done > phase.end_epoch or (done == phase.end_epoch and (started or 0) > phase.number)
+        ):
+            continue  # finished before the interruption
+        if phase is not phases[0]:
+            with strategy.scope():
+                compile_phase(model, config, phase, steps_per_epoch)
+                if done < phase.first_epoch or (done == phase.first_epoch and started != phase.number):
+                    save_phase_backup(model, workdir, phase.first_epoch, phase.number)
+        if len(phases) > 1:
+            logger.info(
+                "Phase %d of %d: epochs %d-%d, %d of %d weights trainable, learning rate %g",
+                phase.number,
+                len(phases),
+                phase.first_epoch + 1,
+                phase.end_epoch,
+                sum(int(np.prod(weight.shape)) for weight in model.trainable_weights),
+                model.count_params(),
+                phase.learning_rate,
+            )
+        model.fit(
+            datasets["train"],
+            validation_data=datasets["validation_fit"],
+            initial_epoch=phase.first_epoch,
+            epochs=phase.end_epoch,
+            callbacks=make_callbacks(
+                config, workdir, resuming or phase is not phases[0], early_stopping=last, delete_backup=last
+            ),
+            verbose=config.train.verbose,
+        )
 
 
 def predict_split(model: keras.Model, dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -142,15 +311,20 @@ def train(config: Config, workdir: Path, overwrite: bool = False) -> dict[str, A
     The dataset's presence and the options the config schema cannot check alone (filter and
     augmentation strengths, the model's options) are checked before the run directory is made.
     With ``train.distribute: multi_worker`` every worker calls this with the same arguments; only
-    the chief writes ``workdir`` (:mod:`aiclassify.train.cluster`).
+    the chief writes ``workdir`` (:mod:`aiclassify.train.cluster`). The scikit-learn baselines
+    (:data:`aiclassify.classical.CLASSICAL_MODELS`) are fitted by :mod:`aiclassify.classical.run`.
     """
+    if config.model.name in CLASSICAL_MODELS:
+        from aiclassify.classical.run import train_classical
+
+        return train_classical(config, Path(workdir), overwrite)
     has_gpu = bool(enable_gpu_memory_growth())
     # MultiWorkerMirroredStrategy configures TensorFlow's collective ops: before any other op runs.
     strategy = make_strategy(config.train.distribute)
     dataset_root(config.data, config.train.seed)
     make_filter(config.data.filter, config.data.filter_sigma, config.data.filter_kernel_size)
     make_augmenter(config.train.augment, augment_options(config))
-    load_pretrained(build_from_config(config), config.model.pretrained)
+    check_fine_tune(config, load_pretrained(build_from_config(config), config.model.pretrained))
     with worker_workdir(strategy, Path(workdir), overwrite) as workdir:
         resuming = runs.prepare_workdir(config, workdir, overwrite)
         logger.info("%s run '%s' in %s", "Resuming" if resuming else "Starting", config.name, workdir)
@@ -187,17 +361,13 @@ def _train_and_export(
     with strategy.scope():
         model = compile_model(config, steps_per_epoch)
     fit_across_workers(model, datasets["train"])
-    model.fit(
-        datasets["train"],
-        validation_data=datasets["validation_fit"],
-        epochs=config.train.epochs,
-        callbacks=make_callbacks(config, workdir, resuming),
-        verbose=config.train.verbose,
-    )
+    fit_phases(model, config, datasets, workdir, strategy, resuming, steps_per_epoch)
     rewrite_history(workdir)
     best_weights = workdir / runs.BEST_WEIGHTS_FILE
     if best_weights.is_file():
-        model.load_weights(str(best_weights))
+        with warnings.catch_warnings():  # the best epoch may be phase 1's, saved with its optimizer
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            model.load_weights(str(best_weights))
     model.save(workdir / runs.MODEL_FILE)
     threshold = config.export.threshold
     metrics: dict[str, Any] = {
