@@ -44,11 +44,12 @@ def cpu_seconds_of(call):
 
 @pytest.fixture
 def serve(tiny_run):
-    """``serve(**settings)``: an app serving the tiny run as ``faces`` (or ``predictor``), closed after."""
+    """``serve(**settings)``: an app serving the tiny run as ``faces`` (or ``predictor``), closed after;
+    no face search (these tests time decoding alone)."""
     apps = []
 
     def make(predictor: Predictor | None = None, **settings):
-        config = {"background_loading": False, **settings}
+        config = {"background_loading": False, "face_detection": False, **settings}
         if predictor is None:
             app = create_app({"models": {"faces": str(tiny_run)}, **config})
         else:
