@@ -145,16 +145,41 @@ def test_a_whole_model_weights_file_loads_through_pretrained(tmp_path):
         np.testing.assert_array_equal(np.asarray(actual), np.asarray(expected))
 
 
-def test_a_keras_applications_backbone_file_loads_through_pretrained(tmp_path):
-    backbone = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
-    first = backbone.get_layer("block1_conv1")
+@pytest.mark.parametrize(
+    "name, application",
+    [
+        ("vgg16", keras.applications.VGG16),
+        ("resnet50", keras.applications.ResNet50),
+        ("efficientnetb0", keras.applications.EfficientNetB0),
+        ("densenet121", keras.applications.DenseNet121),
+    ],
+)
+def test_a_keras_applications_backbone_file_loads_through_pretrained(tmp_path, name, application):
+    backbone = application(include_top=False, weights=None, input_shape=(32, 32, 3))
+    first = next(layer for layer in backbone.layers if isinstance(layer, keras.layers.Conv2D))
     first.kernel.assign(np.full(first.kernel.shape, 0.25, dtype="float32"))
-    weights_file = tmp_path / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    weights_file = tmp_path / f"{name}_notop.h5"
     backbone.save(weights_file)  # the legacy HDF5 format of the downloadable weights files
-    model = build_model("vgg16", 32, pretrained=str(weights_file))
-    np.testing.assert_array_equal(
-        np.asarray(model.get_layer("block1_conv1").kernel), np.asarray(first.kernel)
-    )
+    model = build_model(name, 32, pretrained=str(weights_file))
+    np.testing.assert_array_equal(np.asarray(model.get_layer(first.name).kernel), np.asarray(first.kernel))
+    probabilities = np.asarray(model(np.zeros((1, 32, 32, 3), "float32"), training=False))
+    assert probabilities.shape == (1, 1) and 0 <= probabilities[0, 0] <= 1
+
+
+def test_vit_b16_preset_weights_file_loads_through_pretrained(tmp_path):
+    needs_hub("vit_b16")
+    import keras_hub
+
+    spec = HUB_BACKBONES["vit_b16"]
+    backbone = keras_hub.models.ViTBackbone(**spec.config, image_shape=(32, 32, 3))
+    embedding = backbone.get_layer("vit_patching_and_embedding")
+    kernel = next(weight for weight in embedding.weights if len(weight.shape) == 4)
+    kernel.assign(np.full(kernel.shape, 0.01, dtype="float32"))
+    preset_file = tmp_path / "model.weights.h5"  # as in a downloaded keras-hub preset
+    backbone.save_weights(preset_file)
+    model = build_model("vit_b16", 32, pretrained=str(preset_file))
+    loaded = [w for w in model.weights if len(w.shape) == 4 and tuple(w.shape) == tuple(kernel.shape)]
+    assert loaded and np.allclose(np.asarray(loaded[0]), 0.01)
 
 
 @pytest.mark.parametrize(
