@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import os
 import re
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +37,14 @@ import keras
 from keras import layers, ops
 
 from aiclassify.config import WHOLE_MODEL_SUFFIXES
-from aiclassify.models import build_model, check_dropout, load_pretrained, probability_output, register
+from aiclassify.models import (
+    build_model,
+    check_dropout,
+    load_pretrained,
+    load_weights_strictly,
+    probability_output,
+    register,
+)
 
 IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
@@ -359,15 +365,7 @@ def _preset_weights(name: str, spec: HubBackbone) -> Path:
 
 
 def _load_backbone_weights(name: str, backbone: keras.Model, path: Path, pretrained: str) -> None:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("error", message="Skipping", category=UserWarning)
-        try:
-            backbone.load_weights(str(path))
-        except (ValueError, UserWarning) as error:
-            raise ValueError(
-                f"model.pretrained: {path} does not hold the weights of {name}'s keras-hub backbone: "
-                f"{error}. Received: pretrained={pretrained!r}"
-            ) from error
+    load_weights_strictly(backbone, path, f"the weights of {name}'s keras-hub backbone", pretrained)
 
 
 def _hub_model(

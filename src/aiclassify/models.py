@@ -133,6 +133,20 @@ def imagenet_models() -> list[str]:
     return [name for name in model_names() if "pretrained" in model_options(name)]
 
 
+def load_weights_strictly(model: keras.Model, path: Path, holds: str, pretrained: str) -> None:
+    """``model.load_weights(path)``, or ValueError saying the file does not hold ``holds`` when any
+    layer of it does not match (Keras only warns then, and leaves that layer as built)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="Skipping", category=UserWarning)
+        try:
+            model.load_weights(str(path))
+        except (ValueError, UserWarning) as error:
+            raise ValueError(
+                f"model.pretrained: {path} does not hold {holds}: {error}. "
+                f"Received: pretrained={pretrained!r}"
+            ) from error
+
+
 def load_pretrained(model: keras.Model, pretrained: str) -> keras.Model:
     """Load a whole-model ``model.pretrained`` file into ``model``; other values leave it as built.
 
@@ -152,16 +166,7 @@ def load_pretrained(model: keras.Model, pretrained: str) -> keras.Model:
 
     if model.name in HUB_BACKBONES and path.name.endswith(".weights.h5") and is_backbone_weights_file(path):
         return model  # its builder loaded the file into the backbone
-    with warnings.catch_warnings():
-        # Keras only warns when a layer of the file has no match, and leaves that layer as built.
-        warnings.filterwarnings("error", message="Skipping", category=UserWarning)
-        try:
-            model.load_weights(str(path))
-        except (ValueError, UserWarning) as error:
-            raise ValueError(
-                f"model.pretrained: {path} does not hold weights of this {model.name} model: {error}. "
-                f"Received: pretrained={pretrained!r}"
-            ) from error
+    load_weights_strictly(model, path, f"weights of this {model.name} model", pretrained)
     logger.info("Loaded starting weights from %s", path)
     return model
 
