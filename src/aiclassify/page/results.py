@@ -57,8 +57,25 @@ record, after its image's, has the face's number (1, 2, ... left to right), box,
 verdict, warnings and model, and leaves the image's size, format, error and ``faces_found`` empty."""
 
 
+class VerdictLine:
+    """What a whole-image row and a face share: a verdict shown to people and its warnings."""
+
+    verdict: str | None
+    warnings: list[dict[str, str]]
+
+    @property
+    def inconclusive(self) -> bool:
+        """Whether the model was not confident either way."""
+        return self.verdict == INCONCLUSIVE
+
+    @property
+    def warning_codes(self) -> str:
+        """The warnings' codes, comma-separated (empty when none)."""
+        return ", ".join(str(w.get("code")) for w in self.warnings)
+
+
 @dataclass
-class FaceResult:
+class FaceResult(VerdictLine):
     """One face the API found in an image and scored with its face model."""
 
     index: int  # 0, 1, ... left to right, as the API numbers them
@@ -82,16 +99,6 @@ class FaceResult:
         return self.index + 1
 
     @property
-    def inconclusive(self) -> bool:
-        """Whether the face model was not confident either way about this face."""
-        return self.verdict == INCONCLUSIVE
-
-    @property
-    def warning_codes(self) -> str:
-        """The warnings' codes, comma-separated (empty when none)."""
-        return ", ".join(str(w.get("code")) for w in self.warnings)
-
-    @property
     def box_text(self) -> str:
         """The box as ``x, y, width x height`` in pixels, or an empty string."""
         if self.box is None:
@@ -101,7 +108,7 @@ class FaceResult:
 
 
 @dataclass
-class ResultRow:
+class ResultRow(VerdictLine):
     """The verdict on one uploaded file, or why there is none (``error``)."""
 
     file: str
@@ -128,16 +135,6 @@ class ResultRow:
     def ok(self) -> bool:
         """Whether the file was scored."""
         return self.error is None and self.verdict is not None
-
-    @property
-    def inconclusive(self) -> bool:
-        """Whether the model was not confident either way."""
-        return self.verdict == INCONCLUSIVE
-
-    @property
-    def warning_codes(self) -> str:
-        """The warnings' codes, comma-separated (empty when none)."""
-        return ", ".join(str(w.get("code")) for w in self.warnings)
 
     @property
     def size(self) -> str:
