@@ -30,7 +30,7 @@ from builders import (
     sixteen_bit_png,
     truncated,
 )
-from conftest import CALIBRATION
+from conftest import CALIBRATION, REPO
 from PIL import Image
 
 from aiclassify.predict import Predictor
@@ -38,7 +38,7 @@ from aiclassify.predict.diagnostics import WARNING_CODES
 from aiclassify.predict.faces import FACE_WARNING_CODES
 from aiclassify.serving.app import create_app
 from aiclassify.serving.batching import BatchQueue
-from aiclassify.serving.settings import SettingsError, load_settings
+from aiclassify.serving.settings import SettingsError, default_models, load_settings
 from aiclassify.serving.state import serving_state
 
 
@@ -876,6 +876,15 @@ def test_batch_queue_isolates_a_failing_item():
 
 
 # --- settings and model sources ---------------------------------------------------------------------
+
+
+def test_default_models_are_the_shipped_ones_else_the_demo_runs(tmp_path):
+    assert default_models(tmp_path) == (("faces", "runs/demo"), ("general", "runs/demo-general"))
+    (tmp_path / "models" / "faces").mkdir(parents=True)  # a folder without a manifest is not shipped
+    (tmp_path / "models" / "general").mkdir()
+    (tmp_path / "models" / "general" / "MANIFEST.json").write_text("{}")
+    assert default_models(tmp_path) == (("general", "models/general"),)
+    assert default_models(REPO)[-1] == ("general", "models/general")
 
 
 def test_settings_from_environment():

@@ -36,7 +36,7 @@ from aiclassify.serving.request_limits import (
     discard_unread_body,
     too_large,
 )
-from aiclassify.serving.settings import DEFAULT_MODELS, ServerSettings, load_settings, parse_models
+from aiclassify.serving.settings import ServerSettings, default_models, load_settings
 from aiclassify.serving.state import ServingState, serving_state
 
 logger = logging.getLogger("aiclassify.serving")
@@ -148,7 +148,7 @@ def build_models(
     predictors = predictors or {}
     sources = settings.models
     if not sources and not predictors:
-        sources = parse_models(DEFAULT_MODELS)
+        sources = default_models()
     models = [ServedModel(name, None, predictor) for name, predictor in predictors.items()]
     models += [ServedModel(name, path) for name, path in sources if name not in predictors]
     return models

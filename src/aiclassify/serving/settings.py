@@ -10,9 +10,11 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-DEFAULT_MODELS = "faces=runs/demo,general=runs/demo-general"
+DEMO_MODELS = "faces=runs/demo,general=runs/demo-general"
+SHIPPED_MODEL_NAMES = ("faces", "general")
 MIN_FORM_FIELD_KB = 128.0  # Werkzeug's multipart parser holds up to 64 KB of a part at a time
 
 
@@ -73,6 +75,15 @@ class ServerSettings:
 
 
 ENV_NAMES = {field.name: f"AICLASSIFY_{field.name.upper()}" for field in dataclasses.fields(ServerSettings)}
+
+
+def default_models(root: Path = Path(".")) -> tuple[tuple[str, str], ...]:
+    """What the server loads when ``AICLASSIFY_MODELS`` is unset, as ``make serve`` does: the shipped
+    models under ``root/models/`` (each folder with a ``MANIFEST.json``), or the demo runs of
+    ``make demo`` when none is shipped."""
+    present = [name for name in SHIPPED_MODEL_NAMES if (root / "models" / name / "MANIFEST.json").is_file()]
+    shipped = tuple((name, f"models/{name}") for name in present)
+    return shipped or parse_models(DEMO_MODELS)
 
 
 def parse_models(text: str) -> tuple[tuple[str, str], ...]:
