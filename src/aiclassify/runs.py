@@ -5,9 +5,11 @@ Each artefact has one writer; every other module only reads it.
 - Training (:mod:`aiclassify.train`) writes ``config.yaml`` (fully resolved), ``history.csv``,
   ``timing.json``, ``checkpoints/``, ``model.keras``, ``metrics.json``, ``saved_model/`` and, last,
   ``metadata.json`` (its presence marks a finished run); while training, ``backup/`` holds the
-  state that lets the same command resume an interrupted run. In multi-worker training only the
-  chief writes here; the other workers write their identical copies into temporary directories
-  (:mod:`aiclassify.train.cluster`).
+  state that lets the same command resume an interrupted run. A classical (scikit-learn) run
+  (:mod:`aiclassify.classical`) writes the same files except ``history.csv``, ``timing.json``,
+  ``checkpoints/`` and ``backup/`` (a fit has no epochs; its time is in ``metrics.json``). In
+  multi-worker training only the chief writes here; the other workers write their identical
+  copies into temporary directories (:mod:`aiclassify.train.cluster`).
 - Evaluation (:mod:`aiclassify.evaluate`) writes ``report.json``, ``report.md``, ``figures/`` and
   ``calibration.json`` (temperature, operating points and inconclusive band fitted on validation).
   It never rewrites training's files.
