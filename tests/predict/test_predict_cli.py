@@ -119,3 +119,19 @@ def test_predict_cli_face_run_warns_no_face_when_it_is_the_face_model_too(tiny_r
     assert "  faces: none found" in capsys.readouterr().out.splitlines()
     assert cli.main(["--run", str(tiny_run), "--json", str(path)]) == 0
     assert json.loads(capsys.readouterr().out)["faces"] is None  # no face path asked for
+
+
+def test_predict_cli_target_fpr_picks_the_stored_operating_point(calibrated_run, tmp_path, capsys):
+    import json
+
+    path = tmp_path / "noise.png"
+    path.write_bytes(noise_image("PNG", size=(48, 40), seed=5))
+    assert cli.main(["--run", str(calibrated_run), "--target-fpr", "0.01", "--json", str(path)]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["operating_point"] == "fpr_1pct" and record["threshold"] == pytest.approx(0.9)
+    assert record["label"] == ("ai-generated" if record["probability_ai"] >= 0.9 else "real")
+
+    assert cli.main(["--run", str(calibrated_run), "--target-fpr", "0.2", str(path)]) == 2
+    assert "fpr_1pct (target_fpr=0.01)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # one threshold at a time
+        cli.parse_args(["--run", "r", "--target-fpr", "0.01", "--operating-point", "fpr_1pct", "x.png"])

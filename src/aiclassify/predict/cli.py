@@ -32,8 +32,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="aiclassify predict", description=__doc__)
     parser.add_argument("--run", required=True, type=Path, help="run directory (or a SavedModel folder)")
     parser.add_argument("--json", action="store_true", help="print JSON lines instead of text")
-    parser.add_argument(
+    threshold = parser.add_mutually_exclusive_group()
+    threshold.add_argument(
         "--operating-point", help="a stored operating point (e.g. fpr_1pct) instead of the default threshold"
+    )
+    threshold.add_argument(
+        "--target-fpr",
+        type=float,
+        help="the stored operating point with this target false-positive rate (e.g. 0.01), as the API's",
     )
     parser.add_argument(
         "--face-run", type=Path, help="also score every face found with this face model's run directory"
@@ -97,7 +103,11 @@ def main(argv: list[str] | None = None) -> int:
         faces = None if args.face_run is None else face_path(args)
         expect_faces = faces is not None and args.face_run.resolve() == args.run.resolve()
         results = predictor.predict_files(
-            args.images, operating_point=args.operating_point, faces=faces, expect_faces=expect_faces
+            args.images,
+            target_fpr=args.target_fpr,
+            operating_point=args.operating_point,
+            faces=faces,
+            expect_faces=expect_faces,
         )
     except (RunDirectoryError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
