@@ -9,6 +9,9 @@ that neither side exceeds ``max_side`` (``--max-side``; the API's ``AICLASSIFY_M
 
 Memory stays bounded by the decoded image: the heatmap is upsampled and coloured only at the
 overlay's size, in 8-bit colour, and a JPEG is decoded for the overlay at a reduced DCT scale.
+Each decode is a step of its own (:func:`grad_cam_input`, :func:`overlay_base`), apart from the
+gradients and the blend (:func:`grad_cam_of_input`, :func:`blend_overlay`), so that the server can
+run the decodes within a request's decode budget (:mod:`aiclassify.serving.explanations`).
 """
 
 from __future__ import annotations
@@ -16,10 +19,14 @@ from __future__ import annotations
 import argparse
 import io
 import sys
+from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 OUTPUT_LAYER = "probability_ai"
 
@@ -69,15 +76,38 @@ def grad_cam_and_probability(
     that neither side exceeds ``max_side`` when given: nothing is computed at full resolution but
     the decoded 8-bit image the model's own preprocessing needs.
     """
+    layer_name = layer_name or last_conv_layer(model)
+    pixels, size = grad_cam_input(image_bytes, image_size)
+    return grad_cam_of_input(model, pixels, size, layer_name, max_side)
+
+
+def grad_cam_input(image_bytes: bytes, image_size: int) -> tuple[Any, tuple[int, int]]:
+    """What Grad-CAM feeds the model for ``image_bytes``: the image decoded as the model's preprocessing
+    decodes it (:func:`aiclassify.preprocessing.decode_rgb`) and resized to ``image_size`` square, a
+    float32 batch of one, and the decoded image's ``(height, width)``. The decoded image itself is not
+    kept."""
     import tensorflow as tf
 
     from aiclassify.preprocessing import decode_rgb, resize_square
 
-    layer_name = layer_name or last_conv_layer(model)
     decoded = decode_rgb(tf.constant(image_bytes))  # decode_and_resize, keeping the size
     height, width = int(decoded.shape[0]), int(decoded.shape[1])
-    pixels = tf.cast(resize_square(decoded, image_size), tf.float32)[None]
-    del decoded
+    return tf.cast(resize_square(decoded, image_size), tf.float32)[None], (height, width)
+
+
+def grad_cam_of_input(
+    model: Any,
+    pixels: Any,
+    size: tuple[int, int],
+    layer_name: str | None = None,
+    max_side: int | None = None,
+) -> tuple[np.ndarray, float, str]:
+    """:func:`grad_cam_and_probability` of an input from :func:`grad_cam_input` (``pixels``, of an
+    image of ``size``, its height and width): decodes nothing."""
+    import tensorflow as tf
+
+    layer_name = layer_name or last_conv_layer(model)
+    height, width = size
     grad_model, head = _logit_model(model, layer_name)
     with tf.GradientTape() as tape:
         features, last = grad_model(pixels, training=False)
@@ -122,11 +152,18 @@ def overlay_png(image_bytes: bytes, heatmap: np.ndarray, alpha: float = 0.4) -> 
     ``heatmap`` has the image's height x width or a copy scaled down by :func:`capped_size`; the
     image is then drawn scaled down to it (a JPEG decoded at a reduced scale first), in 8-bit colour.
     """
-    from matplotlib import colormaps
+    height, width = heatmap.shape
+    return blend_overlay(overlay_base(image_bytes, width, height), heatmap, alpha)
+
+
+def overlay_base(image: bytes | Image.Image, width: int, height: int) -> Image.Image:
+    """The image under an overlay of ``width`` x ``height``: its own size or a copy scaled down by
+    :func:`capped_size` (ValueError otherwise), drawn at that size in 8-bit RGB, a JPEG decoded at a
+    reduced scale first. ``image``: encoded bytes, or an image Pillow opened and has not decoded."""
     from PIL import Image
 
-    height, width = heatmap.shape
-    with Image.open(io.BytesIO(image_bytes)) as opened:
+    opening = Image.open(io.BytesIO(image)) if isinstance(image, bytes) else nullcontext(image)
+    with opening as opened:
         opened.seek(0)
         if (width, height) != capped_size(*opened.size, max(width, height)):
             raise ValueError(
@@ -137,6 +174,15 @@ def overlay_png(image_bytes: bytes, heatmap: np.ndarray, alpha: float = 0.4) -> 
         base = opened.convert("RGB")
     if base.size != (width, height):
         base = base.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return base
+
+
+def blend_overlay(base: Image.Image, heatmap: np.ndarray, alpha: float = 0.4) -> bytes:
+    """``heatmap`` in the "jet" colormap blended over ``base`` (:func:`overlay_base`, of the
+    heatmap's size), as PNG: decodes nothing."""
+    from matplotlib import colormaps
+    from PIL import Image
+
     levels = np.clip(heatmap, 0.0, 1.0)  # one float copy at the overlay's size, then 8-bit
     levels *= 255
     levels = np.rint(levels, out=levels).astype(np.uint8)

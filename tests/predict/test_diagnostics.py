@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from builders import encode, noise_image, truncated
 from conftest import assert_runs_without_tensorflow
-from PIL import Image
+from PIL import Image, ImageFile
 
 from aiclassify.predict.diagnostics import (
     DEMO_MODEL,
@@ -124,6 +124,37 @@ def test_every_code_can_be_raised_on_one_built_image():
     assert found == ["smaller_than_training", "grayscale", "mostly_transparent"]
     found += codes(encode(photo((600, 600)), "JPEG", quality=20))
     assert set(found) | {DEMO_MODEL.code} == set(WARNING_CODES)
+
+
+def transparent_photo(size: tuple[int, int] = (64, 64)) -> Image.Image:
+    image = photo(size).convert("RGBA")
+    image.putalpha(0)
+    return image
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        encode(photo((600, 600)), "JPEG", quality=20),  # large for 64, low quality
+        encode(photo().convert("L").convert("RGB"), "JPEG", quality=90),  # grey pixels
+        encode(transparent_photo((900, 700)), "PNG"),  # a large one, reduced for its thumbnail
+        encode(photo().convert("L").convert("P"), "GIF"),  # a grey palette
+        encode(transparent_photo(), "WEBP", lossless=True),
+    ],
+    ids=["low-quality-jpeg", "grey-jpeg", "transparent-png", "grey-gif", "transparent-webp"],
+)
+def test_a_decoded_image_gets_the_warnings_of_its_bytes_and_is_not_decoded_again(data, monkeypatch):
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        before = (image.size, image.mode, image.tobytes())
+        decodes = []
+        load = ImageFile.ImageFile.load
+        monkeypatch.setattr(ImageFile.ImageFile, "load", lambda im: decodes.append(im.tile) or load(im))
+        warnings = image_warnings(image, 64)
+        assert [tile for tile in decodes if tile] == []  # read, never decoded again
+        assert (image.size, image.mode, image.tobytes()) == before  # nor changed
+    monkeypatch.undo()
+    assert warnings == image_warnings(data, 64) and warnings
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,8 @@
 No TensorFlow, and bounded work: the size and the JPEG quantization tables come from the image
 header; only the grayscale and transparency checks look at pixels, on a thumbnail of at most
 :data:`THUMBNAIL_SIDE` pixels a side (a JPEG is decoded at 1/8 scale for it, with Pillow's
-``draft``), and only when the colour mode does not already answer them. A file Pillow cannot
+``draft``), and only when the colour mode does not already answer them. Given an image Pillow has
+already decoded (the server's, from its own checks), they decode nothing again. A file Pillow cannot
 read, or a check that fails on a truncated file, gives no warning: diagnostics never raise.
 
 Codes (each warning is ``{code, message}``):
@@ -119,13 +120,16 @@ def estimate_jpeg_quality(image: Image.Image) -> int | None:
 
 
 def image_warnings(
-    data: bytes, image_size: int | None, min_jpeg_quality: int = MIN_JPEG_QUALITY
+    data: bytes | Image.Image, image_size: int | None, min_jpeg_quality: int = MIN_JPEG_QUALITY
 ) -> list[ImageWarning]:
-    """The warnings for encoded image ``data`` scored by a model of ``image_size`` (None: unknown).
+    """The warnings for an image scored by a model of ``image_size`` (None: unknown): ``data`` is its
+    encoded bytes, or the image as Pillow opened and decoded them (``load()``; read, not changed).
 
     Never raises: an unreadable file, or a check that fails on it, gives no warning.
     """
     try:
+        if isinstance(data, Image.Image):
+            return _warnings(data, image_size, min_jpeg_quality)
         with Image.open(io.BytesIO(data)) as image:
             return _warnings(image, image_size, min_jpeg_quality)
     except Exception as error:  # Pillow raises OSError, SyntaxError, ValueError, struct.error...
@@ -227,12 +231,16 @@ def _grayscale() -> ImageWarning:
 
 
 def _thumbnail(image: Image.Image) -> Image.Image:
-    """At most THUMBNAIL_SIDE a side; a JPEG is decoded at 1/8 scale (DCT scaling) first."""
+    """At most THUMBNAIL_SIDE a side; a JPEG not yet decoded is decoded at 1/8 scale (DCT scaling)
+    first; a large image is reduced to a copy at most twice that size before, never copied whole."""
     if image.format in ("JPEG", "MPO"):
-        image.draft(image.mode, (1, 1))  # the smallest scale libjpeg offers: 1/8
+        image.draft(image.mode, (1, 1))  # the smallest scale libjpeg offers: 1/8 (none once decoded)
     # palettes and colour-key transparency are resolved at full size (resampling would break them)
     needs_rgba = image.mode in ("P", "PA") or "transparency" in image.info
-    thumbnail = image.convert("RGBA") if needs_rgba else image.copy()
+    source = image.convert("RGBA") if needs_rgba else image
+    factor = max(source.size) // (2 * THUMBNAIL_SIDE)
+    reducible = factor > 1 and source.mode not in ("1", "P")  # as resize(), which samples those two
+    thumbnail = source.reduce(factor) if reducible else source.copy()
     thumbnail.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
     return thumbnail
 

@@ -44,6 +44,8 @@ from aiclassify.predict.diagnostics import DEMO_MODEL, ImageWarning, image_warni
 from aiclassify.predict.stages import ImageScorer, ScoreFunction, as_scorer
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from aiclassify.predict.faces import FacePath
 
 logger = logging.getLogger(__name__)
@@ -262,8 +264,9 @@ class Predictor:
         """
         return bool(self.metadata.get("demo")) or (self.metadata.get("dataset") or {}).get("source") == "demo"
 
-    def image_warnings(self, image: bytes) -> tuple[ImageWarning, ...]:
-        """What makes a verdict on this encoded image unreliable (never raises; no TensorFlow)."""
+    def image_warnings(self, image: bytes | Image.Image) -> tuple[ImageWarning, ...]:
+        """What makes a verdict on this encoded image unreliable (never raises; no TensorFlow);
+        ``image`` may also be the image as Pillow decoded it, which is then not decoded again."""
         warnings = image_warnings(image, self.image_size)
         return (*warnings, DEMO_MODEL) if self.is_demo else tuple(warnings)
 

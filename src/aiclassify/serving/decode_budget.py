@@ -4,8 +4,11 @@ One small upload can cost tens of seconds of decoding (a progressive JPEG with t
 a huge but legal image). Limits read from the bytes stop most of them before any pixel is decoded
 (:mod:`aiclassify.serving.images`); the :class:`DecodeClock` bounds the rest. It counts the CPU
 time of the request's thread from the start of preparation (Pillow's check and normalisation, then
-TensorFlow's decode into model input), and the server checks it between images, before each
-TensorFlow decode and, through :class:`BudgetedReader`, at every read Pillow's decoder makes.
+TensorFlow's decode into model input, and any later decode of the same bytes: an explanation's),
+and the server checks it between images, before each TensorFlow decode, before each WebP decode
+(libwebp's one call, estimated from above: :mod:`aiclassify.serving.webp_cost`) and, through
+:class:`BudgetedReader`, at every read Pillow's decoder makes. Work on pixels already decoded is
+left out (:meth:`DecodeClock.paused`).
 
 When the budget runs out the request gets an :class:`~aiclassify.serving.errors.ApiError`: 422 when
 the image being prepared alone costs more than the whole budget, 413 when the request's images
@@ -66,6 +69,19 @@ class DecodeClock:
         finally:
             self._spent[index] = self.spent_on(index)
             self._current, self._current_since = previous, time.thread_time()
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Charge nothing for the block: work in the request's thread that decodes nothing (a model's
+        gradients on pixels already decoded, an overlay's encoding). The block must open no
+        :meth:`image` block."""
+        since = time.thread_time()
+        try:
+            yield
+        finally:
+            elapsed = time.thread_time() - since
+            self._started += elapsed
+            self._current_since += elapsed
 
     def check(self, upcoming_s: float = 0.0) -> None:
         """Raise when the budget is spent, or would be by ``upcoming_s`` more seconds of work: 422 when

@@ -5,19 +5,34 @@ The served SavedModel has no per-layer gradients, so an :class:`Explainer` compu
 first use) on the same bytes the model scored, one image at a time. The overlay is a copy scaled
 down to ``AICLASSIFY_MAX_EXPLANATION_SIDE`` pixels a side at most, and :class:`ExplanationSlots`
 bounds how many requests explain at once in one app, so memory stays bounded whatever the uploads.
+
+An explanation decodes the image twice more (TensorFlow for the gradients, Pillow for the overlay),
+within the request's decode budget (:mod:`aiclassify.serving.decode_budget`) like its first decodes;
+the gradients and the overlay's blend, on pixels already decoded, are not counted against it.
 """
 
 from __future__ import annotations
 
 import base64
+import math
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from aiclassify.explain import grad_cam_and_probability, overlay_png
+from PIL import Image
+
+from aiclassify.explain import (
+    blend_overlay,
+    capped_size,
+    grad_cam_input,
+    grad_cam_of_input,
+    overlay_base,
+)
 from aiclassify.predict import Predictor
+from aiclassify.serving.decode_budget import BudgetedReader, DecodeClock
 from aiclassify.serving.errors import ApiError
+from aiclassify.serving.images import pace_decoding
 
 METHOD = "grad-cam"
 
@@ -29,20 +44,40 @@ class Explainer:
         self.predictor = predictor
         self._lock = threading.Lock()
 
-    def explain(self, image_bytes: bytes, max_side: int | None = None) -> dict[str, Any]:
+    def explain(
+        self, image_bytes: bytes, max_side: int | None = None, clock: DecodeClock | None = None
+    ) -> dict[str, Any]:
         """``{"method", "layer", "overlay_png_b64"}`` for one image the model decodes; the overlay is
         scaled down (aspect kept) to ``max_side`` pixels a side at most when given.
 
-        Raises :class:`~aiclassify.predict.ExplanationUnavailableError` when the model has no
-        ``model.keras`` to compute gradients with.
+        ``clock``: the request's decode clock, inside its ``image(...)`` block for this image (None: no
+        budget). The decodes are not started when what is left of the budget is less than the image
+        took so far (its check and its decode into model input); TensorFlow's decode is checked after
+        it, Pillow's at every read (:func:`~aiclassify.serving.images.pace_decoding`). Raises
+        :class:`~aiclassify.predict.ExplanationUnavailableError` when the model has no ``model.keras``
+        to compute gradients with, before decoding anything.
         """
-        with self._lock:
+        clock = clock or DecodeClock(math.inf)
+        with clock.paused(), self._lock:  # loading model.keras (on first use) decodes nothing
             keras_model = self.predictor.keras_model()
-            heatmap, _, layer = grad_cam_and_probability(
-                keras_model, image_bytes, self.predictor.image_size, max_side=max_side
-            )
-        overlay = overlay_png(image_bytes, heatmap)
+        clock.check(upcoming_s=clock.spent_on_current())
+        pixels, size = grad_cam_input(image_bytes, self.predictor.image_size)
+        clock.check()
+        base = _budgeted_overlay_base(image_bytes, capped_size(size[1], size[0], max_side), clock)
+        with clock.paused():
+            with self._lock:
+                heatmap, _, layer = grad_cam_of_input(keras_model, pixels, size, max_side=max_side)
+            overlay = blend_overlay(base, heatmap)
         return {"method": METHOD, "layer": layer, "overlay_png_b64": base64.b64encode(overlay).decode()}
+
+
+def _budgeted_overlay_base(image_bytes: bytes, size: tuple[int, int], clock: DecodeClock) -> Image.Image:
+    """:func:`~aiclassify.explain.overlay_base` of ``size`` (width, height), decoded by Pillow through
+    a reader that checks ``clock``."""
+    reader = BudgetedReader(image_bytes, clock)
+    with Image.open(reader) as image:
+        pace_decoding(image, image_bytes, reader)
+        return overlay_base(image, *size)
 
 
 class ExplanationSlots:

@@ -9,21 +9,32 @@ none of that is passed on byte for byte; any other is re-encoded losslessly as P
 Before decoding, the bytes alone must pass the decode budget's first limits: pixels and sides
 (from the header), the number of scans of a JPEG, and a complete PNG or GIF (a truncated one is
 refused: :mod:`aiclassify.serving.image_structure`). While Pillow decodes, it reads through a
-:class:`~aiclassify.serving.decode_budget.BudgetedReader` that checks the request's decode clock.
+:class:`~aiclassify.serving.decode_budget.BudgetedReader` that checks the request's decode clock
+(:func:`pace_decoding`: a JPEG one scan per read; a WebP, decoded in one call, is estimated first).
+What else the server reads from the pixels (the image warnings) is computed from the image Pillow
+decoded here (``diagnose``), never from a second decode.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError, features
 
 from aiclassify import DECODABLE_FORMATS
 from aiclassify.serving.decode_budget import BudgetedReader, DecodeClock
 from aiclassify.serving.errors import ApiError
 from aiclassify.serving.image_structure import gif_truncation, jpeg_scan_starts, png_truncation
+from aiclassify.serving.webp_cost import measured_rates, webp_decode_estimate
+
+if TYPE_CHECKING:
+    from aiclassify.predict.diagnostics import ImageWarning
+
+Diagnose = Callable[[Image.Image], "tuple[ImageWarning, ...]"]
 
 PASSTHROUGH_FORMATS = DECODABLE_FORMATS
 JPEG_FORMATS = frozenset({"JPEG", "MPO"})  # MPO: its first frame is a JPEG, the one decoded
@@ -42,6 +53,7 @@ class PreparedImage:
     height: int
     format: str
     converted: bool  # True when ``data`` is a re-encoded PNG rather than the upload
+    warnings: tuple[ImageWarning, ...] = ()  # what ``diagnose`` found in the decoded upload
 
 
 @dataclass(frozen=True)
@@ -58,34 +70,42 @@ class ImageLimits:
 
 
 def configure_pillow(limits: ImageLimits) -> None:
-    """Set Pillow's decompression-bomb limit deliberately.
+    """Set Pillow's decompression-bomb limit deliberately, and measure this machine's WebP decode
+    rates now rather than in a request (:func:`~aiclassify.serving.webp_cost.measured_rates`).
 
     Pillow refuses to open images over twice this many pixels and warns above it;
     :func:`check_dimensions` rejects everything above it before any pixel is decoded.
     """
     Image.MAX_IMAGE_PIXELS = limits.max_pixels
+    if features.check("webp"):  # without it, Pillow opens no WebP: nothing to estimate
+        measured_rates()
 
 
 def prepare_image(
-    raw: bytes, limits: ImageLimits, force_png: bool = False, clock: DecodeClock | None = None
+    raw: bytes,
+    limits: ImageLimits,
+    force_png: bool = False,
+    clock: DecodeClock | None = None,
+    diagnose: Diagnose | None = None,
 ) -> PreparedImage:
     """Validate ``raw`` and return what to feed the model, or raise :class:`ApiError`.
 
     400: empty; 422: not an image, truncated, corrupt, too large or with too many JPEG scans, or
     alone over the decode budget; 413: the request's decode budget (``clock``: the request's; by
     default one for this image alone) ran out; 415: an image in a format the model does not serve
-    (TIFF, ICO, PSD...) or an unusable colour mode.
+    (TIFF, ICO, PSD...) or an unusable colour mode. ``diagnose`` (a model's ``image_warnings``) is
+    given the decoded image, within the budget; what it returns is the result's ``warnings``.
     """
     if not raw:
         raise ApiError(400, "the uploaded file is empty", reason="empty_file")
     if clock is None:  # a budget for this image alone
         clock = DecodeClock(limits.decode_budget_s)
         with clock.image(0):
-            return prepare_image(raw, limits, force_png, clock)
+            return prepare_image(raw, limits, force_png, clock, diagnose)
     reader = BudgetedReader(raw, clock)
     try:
         with Image.open(reader) as image:  # reads the header only
-            return _prepare_open_image(image, raw, limits, force_png, reader)
+            return _prepare_open_image(image, raw, limits, force_png, reader, diagnose)
     except ApiError:
         raise
     except UnidentifiedImageError:
@@ -99,7 +119,12 @@ def prepare_image(
 
 
 def _prepare_open_image(
-    image: Image.Image, raw: bytes, limits: ImageLimits, force_png: bool, reader: BudgetedReader
+    image: Image.Image,
+    raw: bytes,
+    limits: ImageLimits,
+    force_png: bool,
+    reader: BudgetedReader,
+    diagnose: Diagnose | None,
 ) -> PreparedImage:
     """Checks on an opened (not yet decoded) image, then a full decode and normalisation."""
     image_format = image.format or "unknown"
@@ -109,17 +134,37 @@ def _prepare_open_image(
     width, height = image.size
     check_dimensions(width, height, limits)
     check_complete(raw, image_format)
-    if image_format in JPEG_FORMATS:
-        scans = jpeg_scan_starts(raw)
+    scans = jpeg_scan_starts(raw) if image_format in JPEG_FORMATS else None
+    if scans is not None:
         check_jpeg_scans(len(scans), limits)
-        reader.pace(scans)  # Pillow's decoder gets one scan per read: the clock is checked between scans
+    pace_decoding(image, raw, reader, scans)
     image.load()  # full decode: truncated or corrupt data fails here
     reader.pace(())
+    warnings = tuple(diagnose(image)) if diagnose is not None else ()
+    reader.clock.check()
     if not force_png and _can_pass_through(image):
-        return PreparedImage(raw, width, height, image_format, converted=False)
+        return PreparedImage(raw, width, height, image_format, converted=False, warnings=warnings)
     png = encode_png(normalise(image))
     reader.clock.check()
-    return PreparedImage(png, width, height, image_format, converted=True)
+    return PreparedImage(png, width, height, image_format, converted=True, warnings=warnings)
+
+
+def pace_decoding(
+    image: Image.Image, raw: bytes, reader: BudgetedReader, scans: list[int] | None = None
+) -> None:
+    """Get ``image``, opened from ``raw`` through ``reader`` and not yet decoded, ready to decode within
+    ``reader``'s clock: a JPEG's decoder is handed one scan per read (``scans``, its scan starts: found
+    when not given), so the clock is checked between scans; a WebP, which libwebp decodes in one call
+    the clock cannot interrupt, is not started when its estimated cost
+    (:func:`~aiclassify.serving.webp_cost.webp_decode_estimate`) is more than what is left.
+
+    Call right before decoding: the pacing lasts until ``reader.pace(())``.
+    """
+    if image.format in JPEG_FORMATS:
+        reader.pace(jpeg_scan_starts(raw) if scans is None else scans)
+    elif image.format == "WEBP":
+        width, height = image.size
+        reader.clock.check(upcoming_s=webp_decode_estimate(width, height, len(raw)))
 
 
 def check_complete(raw: bytes, image_format: str) -> None:

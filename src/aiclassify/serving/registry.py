@@ -33,6 +33,7 @@ from aiclassify.predict import (
     Verdict,
 )
 from aiclassify.serving.batching import BatchQueue
+from aiclassify.serving.decode_budget import DecodeClock
 from aiclassify.serving.errors import ApiError, quoted, shorten
 from aiclassify.serving.explanations import Explainer
 
@@ -149,8 +150,9 @@ class ServedModel:
         """The predictor's metadata evidence for one uploaded image (offline, bounded, never raises)."""
         return Predictor.evidence(image) if self.predictor is None else self.predictor.evidence(image)
 
-    def image_warnings(self, image: bytes) -> tuple[ImageWarning, ...]:
-        """The predictor's warnings for one uploaded image (Pillow only, never raises)."""
+    def image_warnings(self, image: bytes | Image.Image) -> tuple[ImageWarning, ...]:
+        """The predictor's warnings for one uploaded image, its bytes or as Pillow decoded them
+        (Pillow only, never raises)."""
         return self.predictor.image_warnings(image)
 
     def prepare(self, image: bytes) -> Any:
@@ -187,13 +189,16 @@ class ServedModel:
                 results.append(error)
         return results
 
-    def explain(self, image: bytes, max_side: int | None = None) -> dict[str, Any]:
-        """A Grad-CAM explanation of one image, its overlay at most ``max_side`` pixels a side;
-        422 when the model cannot explain."""
+    def explain(
+        self, image: bytes, max_side: int | None = None, clock: DecodeClock | None = None
+    ) -> dict[str, Any]:
+        """A Grad-CAM explanation of one image, its overlay at most ``max_side`` pixels a side, its
+        decodes within the request's decode budget ``clock`` (:meth:`Explainer.explain`); 422 when
+        the model cannot explain."""
         if self._explainer is None:
             self._explainer = Explainer(self.predictor)
         try:
-            return self._explainer.explain(image, max_side)
+            return self._explainer.explain(image, max_side, clock)
         except ExplanationUnavailableError as error:
             message = f"model {self.name!r} cannot explain its predictions: {error}"
             raise ApiError(422, message, reason="cannot_explain") from None

@@ -33,7 +33,7 @@ from aiclassify.serving.schemas import (
     Ready,
 )
 from aiclassify.serving.state import serving_state
-from aiclassify.serving.uploads import Scored, Upload, decode_b64, score_uploads
+from aiclassify.serving.uploads import Scored, Upload, decode_b64, naming_the_upload, score_uploads
 
 blueprint = Blueprint("aiclassify", __name__)
 blueprint.register_blueprint(tfserving.blueprint)
@@ -127,7 +127,13 @@ def predict():
     uploads = _collect_uploads(state.settings.max_images)
     clock = DecodeClock(state.limits.decode_budget_s)
     scored = score_uploads(
-        model, uploads, state.limits, state.settings.request_timeout_s, state.metrics.observe_decode, clock
+        model,
+        uploads,
+        state.limits,
+        state.settings.request_timeout_s,
+        state.metrics.observe_decode,
+        clock,
+        diagnose=model.image_warnings,  # from the pixels decoded for the check: no second decode
     )
     faces: list[UploadFaces | None] = [None] * len(uploads)
     if route.face_model is not None:
@@ -148,8 +154,10 @@ def predict():
     ]
     if parameters.explain:
         with state.explanation_slots.hold():  # at most max_concurrent_explanations at once
-            for prediction, item in zip(predictions, scored, strict=True):
-                explanation = model.explain(item.image.data, state.settings.max_explanation_side)
+            for index, (prediction, item) in enumerate(zip(predictions, scored, strict=True)):
+                # decodes the image twice more, within the request's decode budget
+                with naming_the_upload(index, uploads, reasons=("decode_budget",)), clock.image(index):
+                    explanation = model.explain(item.image.data, state.settings.max_explanation_side, clock)
                 prediction["explanation"] = explanation
     return jsonify(
         {
@@ -220,10 +228,11 @@ def _prediction(
     found: UploadFaces | None = None,
     face_model: ServedModel | None = None,
 ) -> dict[str, Any]:
-    """The verdict on one image, with the warnings and the metadata evidence computed from the bytes as
-    uploaded (the evidence is reported beside the verdict, never folded into probability_ai), and the
-    face model's verdict on each of its faces (``found``), beside it too."""
-    warnings = (*model.image_warnings(upload.data), *(found.search.warnings if found else ()))
+    """The verdict on one image, with the warnings (read from its pixels as decoded for its check) and
+    the metadata evidence computed from the bytes as uploaded (the evidence is reported beside the
+    verdict, never folded into probability_ai), and the face model's verdict on each of its faces
+    (``found``), beside it too."""
+    warnings = (*item.image.warnings, *(found.search.warnings if found else ()))
     verdict = model.verdict(item.probability, threshold, point, warnings, model.evidence(upload.data))
     faces = None
     if found is not None and found.verdicts is not None and face_model is not None:

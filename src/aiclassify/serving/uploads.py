@@ -4,7 +4,8 @@ Everything that decodes happens in the request's own thread, within the request'
 (:mod:`aiclassify.serving.decode_budget`): the request's pixels are counted from the headers first,
 then each image is checked by Pillow (:mod:`aiclassify.serving.images`) and decoded into the model's
 input (:meth:`aiclassify.predict.Predictor.prepare`). Only prepared inputs go to the model's shared
-batching queue, so a costly image delays its own request and no other.
+batching queue, so a costly image delays its own request and no other. The image warnings, when
+asked for (``diagnose``), are read from the pixels Pillow decoded for its check.
 """
 
 from __future__ import annotations
@@ -13,14 +14,20 @@ import base64
 import binascii
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aiclassify.serving.decode_budget import DecodeClock
 from aiclassify.serving.errors import ApiError, shorten
-from aiclassify.serving.images import ImageLimits, PreparedImage, header_pixels, prepare_image
+from aiclassify.serving.images import (
+    Diagnose,
+    ImageLimits,
+    PreparedImage,
+    header_pixels,
+    prepare_image,
+)
 from aiclassify.serving.registry import ServedModel
 
 
@@ -59,11 +66,16 @@ def describe_upload(index: int, upload: Upload, count: int) -> str:
 
 
 @contextmanager
-def naming_the_upload(index: int, uploads: list[Upload]) -> Iterator[None]:
-    """Start the message of an :class:`ApiError` raised inside the block with the upload it is about."""
+def naming_the_upload(
+    index: int, uploads: list[Upload], reasons: Collection[str] | None = None
+) -> Iterator[None]:
+    """Start the message of an :class:`ApiError` raised inside the block with the upload it is about
+    (only of an error with one of ``reasons`` when given)."""
     try:
         yield
     except ApiError as error:
+        if reasons is not None and error.reason not in reasons:
+            raise
         where = describe_upload(index, uploads[index], len(uploads))
         raise ApiError(error.status, f"{where}{error.message}", reason=error.reason) from None
 
@@ -81,10 +93,14 @@ def check_request_pixels(uploads: list[Upload], limits: ImageLimits) -> None:
 
 
 def prepare_all(
-    uploads: list[Upload], limits: ImageLimits, clock: DecodeClock | None = None
+    uploads: list[Upload],
+    limits: ImageLimits,
+    clock: DecodeClock | None = None,
+    diagnose: Diagnose | None = None,
 ) -> list[tuple[PreparedImage, float]]:
     """Validate and normalise every upload (with its preprocessing time in ms) within the request's
-    decode budget (``clock``; by default a fresh one), or raise."""
+    decode budget (``clock``; by default a fresh one), or raise; ``diagnose`` as in
+    :func:`~aiclassify.serving.images.prepare_image`."""
     clock = clock or DecodeClock(limits.decode_budget_s)
     check_request_pixels(uploads, limits)
     prepared = []
@@ -92,7 +108,7 @@ def prepare_all(
         started = time.perf_counter()
         with naming_the_upload(index, uploads), clock.image(index):
             clock.check()
-            image = prepare_image(upload.data, limits, clock=clock)
+            image = prepare_image(upload.data, limits, clock=clock, diagnose=diagnose)
         prepared.append((image, (time.perf_counter() - started) * 1000))
     return prepared
 
@@ -115,7 +131,8 @@ def model_input(
             raise
         if image.converted:
             raise ApiError(422, "the model could not decode this image", reason="undecodable") from error
-    image = prepare_image(upload.data, limits, force_png=True, clock=clock)
+    retried = prepare_image(upload.data, limits, force_png=True, clock=clock)
+    image = replace(retried, warnings=image.warnings)
     try:
         return image, model.prepare(image.data)
     except Exception as error:
@@ -139,17 +156,19 @@ def score_uploads(
     timeout_s: float,
     observe_decode: Callable[[float], None] | None = None,
     clock: DecodeClock | None = None,
+    diagnose: Diagnose | None = None,
 ) -> list[Scored]:
     """Prepare ``uploads`` in this thread within the decode budget (``clock``; by default a fresh
     one), then score them through ``model``'s batching queue. ``observe_decode`` is told each
-    prepared image's check, decode and preparation time, in seconds.
+    prepared image's check, decode and preparation time, in seconds; ``diagnose`` (the model's
+    ``image_warnings``) reads each upload's warnings from its decoded pixels, kept in its ``image``.
 
     An image passed on as uploaded that the model's decoder rejects (while preparing it, or, for a
     model that decodes while it scores, in the batch) is retried once as a normalised PNG; one that
     still fails is a 422.
     """
     clock = clock or DecodeClock(limits.decode_budget_s)
-    prepared = prepare_all(uploads, limits, clock)
+    prepared = prepare_all(uploads, limits, clock, diagnose)
     inputs = []
     for index, (image, preprocess_ms) in enumerate(prepared):
         started = time.perf_counter()
@@ -170,7 +189,8 @@ def score_uploads(
         converted = []
         for i in retry:
             with naming_the_upload(i, uploads), clock.image(i):
-                converted.append(prepare_image(uploads[i].data, limits, force_png=True, clock=clock))
+                image = prepare_image(uploads[i].data, limits, force_png=True, clock=clock)
+                converted.append(replace(image, warnings=prepared[i][0].warnings))
         rescored = model.score([model.prepare(c.data) for c in converted], timeout_s)
         for i, image, result in zip(retry, converted, rescored, strict=True):
             prepared[i] = (image, prepared[i][1])
