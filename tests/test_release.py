@@ -77,6 +77,11 @@ def test_model_card_numbers_come_from_the_run_files(released, evaluated_copy):
     assert f"Temperature {calibration['temperature']:.4f}" in card
     assert "python -m aiclassify.train --config demo.yaml" in card and "test machine" in card
     assert "saved_model/variables/variables.data-00000-of-00001" in card
+    band = report["band"]["test"]
+    assert (
+        f"| test | {band['coverage']:.4f} | {band['confident_accuracy']:.4f} | {band['fpr']:.4f} "
+        f"| {band['recall']:.4f} |"
+    ) in card
 
 
 def test_an_unevaluated_run_is_refused(tiny_run, tmp_path, capsys):

@@ -246,10 +246,28 @@ def model_card(
         lines += [
             f"Inconclusive band: calibrated P(AI) between {fmt(band.get('lower'))} "
             f"and {fmt(band.get('upper'))} "
-            f"is reported as inconclusive (chosen on validation for at most {fmt(band.get('target_fpr'), 2)} "
-            "false accusations of real images among confident verdicts).",
+            f"is reported as inconclusive: chosen on validation so that at most "
+            f"{fmt(band.get('target_fpr'), 2)} of the real images are called AI-generated and at most as "
+            "many of the AI-generated images are called real (shares of all the images of that class).",
             "",
         ]
+        measured = report.get("band") or {}
+        splits = [split for split in ("validation", "test") if isinstance(measured.get(split), dict)]
+        if splits:
+            lines += table(
+                ["split", "coverage", "accuracy of confident verdicts", "real called AI (FPR)", "AI caught"],
+                [
+                    [
+                        split,
+                        *(
+                            measured[split].get(key)
+                            for key in ("coverage", "confident_accuracy", "fpr", "recall")
+                        ),
+                    ]
+                    for split in splits
+                ],
+            )
+            lines.append("")
     else:
         lines += ["No inconclusive band was stored for this model.", ""]
     lines += ["## Must not be used for", "", *[f"- {item}" for item in MISUSE], ""]
