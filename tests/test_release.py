@@ -82,6 +82,9 @@ def test_model_card_numbers_come_from_the_run_files(released, evaluated_copy):
         f"| test | {band['coverage']:.4f} | {band['confident_accuracy']:.4f} | {band['fpr']:.4f} "
         f"| {band['recall']:.4f} |"
     ) in card
+    assert "each with 0.95 confidence (Clopper-Pearson upper bound)" in card
+    for note in calibration["band"].get("notes", []):  # the tiny run's few validation images
+        assert f"- {note}" in card
 
 
 def test_an_unevaluated_run_is_refused(tiny_run, tmp_path, capsys):

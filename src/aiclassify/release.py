@@ -248,8 +248,15 @@ def model_card(
             f"and {fmt(band.get('upper'))} "
             f"is reported as inconclusive: chosen on validation so that at most "
             f"{fmt(band.get('target_fpr'), 2)} of the real images are called AI-generated and at most as "
-            "many of the AI-generated images are called real (shares of all the images of that class).",
+            "many of the AI-generated images are called real (shares of all the images of that class)"
+            + (
+                f", each with {fmt(band.get('confidence'), 2)} confidence (Clopper-Pearson upper bound)."
+                if band.get("confidence")
+                else "."
+            ),
             "",
+            *[f"- {note}" for note in band.get("notes") or []],
+            *([""] if band.get("notes") else []),
         ]
         measured = report.get("band") or {}
         splits = [split for split in ("validation", "test") if isinstance(measured.get(split), dict)]

@@ -6,12 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from builders import calibrated_sample
+from scipy.stats import binom
 
 from aiclassify.evaluate.operating_points import (
     balanced_threshold,
     band_summary,
     choose_band,
     choose_operating_points,
+    error_rate_upper_bound,
     lower_threshold_for_fnr,
     rates,
     threshold_for_fpr,
@@ -64,10 +66,11 @@ KNOWN_SCORES = np.array(
 
 
 def test_band_on_known_scores():
-    band = choose_band(KNOWN_LABELS, KNOWN_SCORES, 0.03)
+    band = choose_band(KNOWN_LABELS, KNOWN_SCORES, 0.03, confidence=0.0)  # the shares themselves
     # upper: at 0.65 the 3 real images at 0.75 are flagged (3 %), at 0.55 six would be (6 %)
     # lower: at 0.35 the 3 AI images at 0.25 are called real (3 %), at 0.45 six would be
     assert (band["lower"], band["upper"], band["target_fpr"], band["empty"]) == (0.35, 0.65, 0.03, False)
+    assert band["confidence"] == 0.0 and "notes" not in band
     validation = band["validation"]
     assert validation["counts"] == {
         "images": 200,
@@ -86,7 +89,8 @@ def test_band_on_known_scores():
 
 
 def test_a_smaller_rate_widens_the_band():
-    band = choose_band(KNOWN_LABELS, KNOWN_SCORES, 0.01)  # not one error allowed among 100 images
+    # not one error allowed among 100 images
+    band = choose_band(KNOWN_LABELS, KNOWN_SCORES, 0.01, confidence=0.0)
     assert (band["lower"], band["upper"]) == (0.05, 0.95)
     assert band["validation"]["fpr"] == 0.0 and band["validation"]["fnr"] == 0.0
     assert band["validation"]["coverage"] == pytest.approx(0.9)
@@ -95,7 +99,7 @@ def test_a_smaller_rate_widens_the_band():
 @pytest.mark.parametrize("target", [0.01, 0.03, 0.1])
 def test_band_bounds_hold_and_are_tight(target):
     labels, probabilities = calibrated_sample(5000, seed=7)
-    band = choose_band(labels, probabilities, target)
+    band = choose_band(labels, probabilities, target, confidence=0.0)
     lower, upper = band["lower"], band["upper"]
     assert lower < upper and not band["empty"]
     assert band["validation"]["fpr"] <= target and band["validation"]["fnr"] <= target
@@ -111,7 +115,7 @@ def test_band_bounds_hold_and_are_tight(target):
 def test_band_ties_keep_separable_scores_apart():
     labels = np.array([0, 0, 0, 1, 1, 1])
     scores = np.array([0.1, 0.2, 0.3, 0.6, 0.7, 0.8])
-    band = choose_band(labels, scores, 0.3)  # a budget that neither end needs
+    band = choose_band(labels, scores, 0.3, confidence=0.0)  # a budget that neither end needs
     assert (band["lower"], band["upper"]) == (0.3, 0.6)
     assert band["validation"]["coverage"] == 1.0 and band["validation"]["confident_accuracy"] == 1.0
 
@@ -121,7 +125,7 @@ def test_crossed_thresholds_make_an_empty_band():
     labels = np.array([0] * 97 + [0] * 3 + [1] * 97 + [1] * 3)
     scores = np.array([0.1] * 97 + [0.5] * 3 + [0.9] * 97 + [0.45] * 3)
     assert lower_threshold_for_fnr(labels, scores, 0.03) == 0.5 > threshold_for_fpr(labels, scores, 0.03)
-    band = choose_band(labels, scores, 0.03)
+    band = choose_band(labels, scores, 0.03, confidence=0.0)
     assert band["empty"] is True and "empty band" in band["note"]
     assert band["upper"] == 0.45 and band["lower"] == np.nextafter(0.45, 0)  # nothing in between
     validation = band["validation"]
@@ -142,3 +146,76 @@ def test_band_needs_both_classes_and_a_rate():
         choose_band(np.zeros(5), np.linspace(0, 1, 5))
     with pytest.raises(ValueError, match="band_fpr"):
         choose_band(KNOWN_LABELS, KNOWN_SCORES, 0.0)
+
+
+# --- the band's confidence ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("errors", "total"), [(0, 51), (3, 100), (30, 1000), (99, 100)])
+def test_error_rate_upper_bound_is_the_clopper_pearson_bound(errors, total):
+    bound = float(error_rate_upper_bound(np.array([errors]), total, 0.95)[0])
+    # the rate at which seeing this few errors has probability 5 %
+    assert binom.cdf(errors, total, bound) == pytest.approx(0.05, abs=1e-6)
+    assert bound > errors / total
+    if errors == 0:
+        assert bound == pytest.approx(1 - 0.05 ** (1 / total))
+
+
+def test_error_rate_upper_bound_edges():
+    assert error_rate_upper_bound(np.array([3, 100]), 100, 0.0).tolist() == [0.03, 1.0]  # the rates
+    assert error_rate_upper_bound(np.array([100]), 100, 0.95).tolist() == [1.0]
+    assert np.all(np.diff(error_rate_upper_bound(np.arange(101), 100, 0.9)) > 0)
+    with pytest.raises(ValueError, match="confidence"):
+        error_rate_upper_bound(np.array([0]), 10, 1.0)
+
+
+@pytest.mark.parametrize("target", [0.01, 0.03])
+def test_band_with_confidence_is_the_tightest_that_keeps_the_bound(target):
+    labels, probabilities = calibrated_sample(5000, seed=7)
+    band = choose_band(labels, probabilities, target, confidence=0.95)
+    plain = choose_band(labels, probabilities, target, confidence=0.0)
+    assert band["upper"] > plain["upper"] and band["lower"] < plain["lower"]  # a margin on both ends
+    real, ai = probabilities[labels == 0], probabilities[labels == 1]
+
+    def fpr_bound(threshold):
+        return error_rate_upper_bound(np.array([np.sum(real >= threshold)]), real.size, 0.95)[0]
+
+    def fnr_bound(threshold):
+        return error_rate_upper_bound(np.array([np.sum(ai <= threshold)]), ai.size, 0.95)[0]
+
+    assert fpr_bound(band["upper"]) <= target and fnr_bound(band["lower"]) <= target
+    below_upper = probabilities[probabilities < band["upper"]].max()
+    assert fpr_bound(below_upper) > target or np.sum(ai >= below_upper) == np.sum(ai >= band["upper"])
+    above_lower = probabilities[probabilities > band["lower"]].min()
+    assert fnr_bound(above_lower) > target or np.sum(real <= above_lower) == np.sum(real <= band["lower"])
+    assert band["validation"]["fpr"] < target and "notes" not in band
+
+
+def test_band_confidence_keeps_the_true_rate_within_budget():
+    """Real scores uniform on [0, 1], so a threshold t's true false-positive rate is 1 - t: over many
+    validation sets, the plain band exceeds the 3 % budget about half the time, the 95 % one rarely."""
+    exceeded = {0.0: 0, 0.95: 0}
+    draws = 200
+    for seed in range(draws):
+        rng = np.random.default_rng(seed)
+        real, ai = rng.random(2000), 1 - rng.random(2000) ** 4  # AI scores crowd towards 1
+        labels = np.array([0] * real.size + [1] * ai.size)
+        scores = np.concatenate([real, ai])
+        for confidence in exceeded:
+            upper = threshold_for_fpr(labels, scores, 0.03, confidence)
+            exceeded[confidence] += (1 - upper) > 0.03
+    assert exceeded[0.0] / draws > 0.3
+    assert exceeded[0.95] / draws <= 0.08
+
+
+def test_too_few_validation_images_call_nothing():
+    labels = np.array([0] * 51 + [1] * 51)
+    scores = np.concatenate([np.linspace(0.0, 0.4, 51), np.linspace(0.6, 1.0, 51)])  # separable
+    band = choose_band(labels, scores, 0.03)  # 0 errors in 51 bound a rate only to 5.7 % at 95 %
+    assert band["upper"] > scores.max() and band["lower"] < scores.min()
+    assert band["validation"]["coverage"] == 0.0
+    notes = band["notes"]
+    assert len(notes) == 2
+    assert "nothing is called ai-generated: 51 real validation images" in notes[0] and "5.7%" in notes[0]
+    assert "nothing is called real: 51 AI-generated validation images" in notes[1]
+    assert choose_band(labels, scores, 0.06)["validation"]["coverage"] == 1.0  # 5.7 % fits a 6 % budget

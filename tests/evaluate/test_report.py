@@ -37,7 +37,8 @@ def evaluated(run_copy, demo_data) -> tuple[Path, dict, dict]:
 
     before = (run_copy / "metadata.json").read_bytes()
     ood = f"demo-all={demo_data}"
-    assert main(["--run", str(run_copy), "--ood", ood, "--grid-images", "8", "--band-fpr", "0.05"]) == 0
+    arguments = ["--run", str(run_copy), "--ood", ood, "--grid-images", "8", "--band-fpr", "0.05"]
+    assert main([*arguments, "--band-confidence", "0.5"]) == 0
     return run_copy, json.loads((run_copy / "report.json").read_text()), before
 
 
@@ -108,8 +109,10 @@ def test_calibration_json_stores_the_band_fitted_on_validation(evaluated):
     run_dir, report, _ = evaluated
     calibration = json.loads((run_dir / "calibration.json").read_text())
     band = calibration["band"]
-    assert set(band) - {"note"} == {"lower", "upper", "target_fpr", "empty", "validation"}
+    stored = {"lower", "upper", "target_fpr", "confidence", "empty", "validation"}
+    assert set(band) - {"note", "notes"} == stored
     assert band["target_fpr"] == 0.05  # --band-fpr
+    assert band["confidence"] == 0.5  # --band-confidence
     assert set(band["validation"]) == {"coverage", "confident_accuracy", "fpr", "recall", "fnr"}
     assert band["lower"] < band["upper"]
     assert band["validation"]["fpr"] <= 0.05 and band["validation"]["fnr"] <= 0.05
@@ -150,12 +153,28 @@ def test_report_md_says_when_the_band_is_empty(evaluated):
     assert "Inconclusive band" not in render_markdown(without)
 
 
+def test_report_md_states_the_band_confidence_and_its_notes(evaluated):
+    from aiclassify.evaluate.markdown import render_markdown
+
+    _, report, _ = evaluated
+    note = "nothing is called ai-generated: 8 real validation images bound the error rate only to 31.2%"
+    band = {**report["band"], "confidence": 0.95, "notes": [note]}
+    markdown = render_markdown({**report, "band": band})
+    assert "each share bounded with 0.95 confidence" in markdown
+    assert f"**N{note[1:]}.**" in markdown
+    plain = render_markdown({**report, "band": {**report["band"], "confidence": 0.0, "notes": []}})
+    assert "bounded with" not in plain and "Nothing is called" not in plain
+
+
 def test_band_fpr_must_be_a_fraction(tmp_path, capsys):
     from aiclassify.evaluate.cli import main
 
     with pytest.raises(SystemExit) as exited:
         main(["--run", str(tmp_path), "--band-fpr", "3"])
     assert exited.value.code == 2 and "between 0 and 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        main(["--run", str(tmp_path), "--band-confidence", "1"])
+    assert exited.value.code == 2 and "below 1" in capsys.readouterr().err
 
 
 def test_a_run_evaluated_twice_serves_the_thresholds_its_file_says(evaluated, tmp_path):

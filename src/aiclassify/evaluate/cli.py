@@ -3,7 +3,9 @@
 ``--cross-filters none,gray_world,srm`` (or ``all``) also scores the test set with the model's input
 filter replaced by each of these filters.
 
-``--band-fpr 0.03`` (the default) sets the rate both ends of the inconclusive band are chosen for.
+``--band-fpr 0.03`` (the default) sets the rate both ends of the inconclusive band are chosen for, and
+``--band-confidence 0.95`` (the default) the confidence with which validation must show each end within
+it (0: the rate seen on validation is enough).
 
 ``--faces NAME=DIR`` (repeatable) scores a labelled folder of whole photos through the face path: each
 face MTCNN finds is cropped and scored by the run's (face) model; the report gains per-face metrics.
@@ -46,9 +48,20 @@ def fraction(value: str) -> float:
     return number
 
 
+def confidence_level(value: str) -> float:
+    """A number in [0, 1)."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, not {value!r}") from None
+    if not 0.0 <= number < 1.0:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, not {value}")
+    return number
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options of the evaluate command."""
-    from aiclassify.evaluate.operating_points import BAND_FPR
+    from aiclassify.evaluate.operating_points import BAND_CONFIDENCE, BAND_FPR
     from aiclassify.evaluate.robustness import TIERS
 
     parser = argparse.ArgumentParser(prog="aiclassify evaluate", description=__doc__)
@@ -81,6 +94,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=BAND_FPR,
         help="the inconclusive band: at most this share of real validation images is called "
         f"ai-generated, and at most this share of AI-generated ones real (default {BAND_FPR})",
+    )
+    parser.add_argument(
+        "--band-confidence",
+        type=confidence_level,
+        default=BAND_CONFIDENCE,
+        help="the confidence with which validation must keep each end of the band within --band-fpr "
+        f"(one-sided Clopper-Pearson upper bound of the rate; 0: the rate itself; default {BAND_CONFIDENCE})",
     )
     parser.add_argument("--batch-size", type=int, default=64, help="images per scoring batch")
     parser.add_argument("--grid-images", type=int, default=24, help="test images in the grid figure")
@@ -117,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             draw_figures=not args.no_figures,
             cross_filters=cross_filters,
             band_fpr=args.band_fpr,
+            band_confidence=args.band_confidence,
             faces=parse_ood(args.faces, "--faces"),
         )
     except (argparse.ArgumentTypeError, RunDirectoryError, ValueError, FileNotFoundError) as error:

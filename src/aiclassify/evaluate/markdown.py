@@ -102,6 +102,16 @@ def _cross_filter(section: dict[str, Any]) -> list[str]:
     ]
 
 
+def _band_confidence(band: dict[str, Any]) -> str:
+    confidence = band.get("confidence")
+    if not confidence:
+        return ""
+    return (
+        f", each share bounded with {fmt(confidence, 2)} confidence (its one-sided Clopper-Pearson "
+        "upper bound on validation is within the budget, not just the share itself)"
+    )
+
+
 def _band(band: dict[str, Any]) -> list[str]:
     rows = []
     for split in ("validation", "test"):
@@ -130,11 +140,14 @@ def _band(band: dict[str, Any]) -> list[str]:
         f"upper = {fmt(band['upper'])}, chosen on validation: upper is the lowest threshold at which at "
         f"most {target} of the real images are called ai-generated; lower is the highest threshold at "
         f"which at most {target} of the AI-generated images are called real (both shares of all the "
-        "images of that class, not of the verdicts given).",
+        f"images of that class, not of the verdicts given){_band_confidence(band)}.",
         "",
     ]
     if band.get("empty"):
         lines += [f"**{band.get('note') or 'Empty band: no image is inconclusive.'}**", ""]
+    lines += [f"**{note[0].upper()}{note[1:]}.**" for note in band.get("notes") or []]
+    if band.get("notes"):
+        lines.append("")
     return [
         *lines,
         "Coverage: share of images with a confident verdict; accuracy: of the confident verdicts; "

@@ -4,7 +4,11 @@
 AI-generated. An image is flagged when its (calibrated) probability is ``>= threshold``.
 
 The inconclusive band (:func:`choose_band`) is a pair of such thresholds; its rule is
-:class:`aiclassify.predict.band.Band`'s.
+:class:`aiclassify.predict.band.Band`'s. Its error budgets hold with a stated confidence, not just
+on the validation images: a threshold qualifies when the one-sided Clopper-Pearson upper bound
+(:func:`error_rate_upper_bound`) of its error rate is within the budget. A rate measured on a few
+thousand images is itself uncertain, and a threshold picked to sit exactly at the budget on
+validation exceeds it on about half of the test sets it meets.
 """
 
 from __future__ import annotations
@@ -12,12 +16,33 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy.stats import beta
 from sklearn.metrics import roc_curve
 
 from aiclassify.predict.band import AI_GENERATED, REAL, Band
 
 TARGET_FPRS = {"fpr_1pct": 0.01, "fpr_5pct": 0.05}
 BAND_FPR = 0.03
+BAND_CONFIDENCE = 0.95
+
+
+def error_rate_upper_bound(errors: np.ndarray, total: int, confidence: float) -> np.ndarray:
+    """The one-sided Clopper-Pearson upper bound, at ``confidence``, of an error rate seen as
+    ``errors`` out of ``total``; ``confidence`` 0 gives the observed rate ``errors / total``.
+
+    With 0 errors the bound is ``1 - (1 - confidence) ** (1 / total)``: 51 real images without a
+    false positive bound the false-positive rate only to 5.7 % at 95 % confidence.
+    """
+    if not 0.0 <= confidence < 1.0:
+        raise ValueError(f"confidence must be in [0, 1). Received: confidence={confidence}")
+    errors = np.asarray(errors, dtype=np.float64)
+    if total <= 0:
+        raise ValueError(f"total must be positive. Received: total={total}")
+    if confidence == 0.0:
+        return errors / total
+    below_all = np.minimum(errors, total - 1)  # beta's second shape must stay positive
+    bound = beta.ppf(confidence, below_all + 1, total - below_all)
+    return np.where(errors >= total, 1.0, bound)
 
 
 def rates(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
@@ -42,10 +67,21 @@ def _roc(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return fpr, tpr, thresholds
 
 
-def threshold_for_fpr(labels: np.ndarray, scores: np.ndarray, target_fpr: float) -> float:
-    """The lowest threshold whose FPR is at most ``target_fpr`` (the highest TPR within the budget)."""
+def threshold_for_fpr(
+    labels: np.ndarray, scores: np.ndarray, target_fpr: float, confidence: float = 0.0
+) -> float:
+    """The lowest threshold whose FPR is at most ``target_fpr`` (the highest TPR within the budget).
+
+    With ``confidence`` > 0, the FPR's upper bound at that confidence
+    (:func:`error_rate_upper_bound`) must be within the budget instead of the FPR itself; when no
+    threshold qualifies, the one just above every score (flag nothing) is returned.
+    """
     fpr, tpr, thresholds = _roc(labels, scores)
-    allowed = np.flatnonzero(fpr <= target_fpr)
+    negatives = int((np.asarray(labels).astype(int).ravel() == 0).sum())
+    bound = error_rate_upper_bound(np.rint(fpr * negatives), negatives, confidence)
+    allowed = np.flatnonzero(bound <= target_fpr)
+    if allowed.size == 0:
+        return float(thresholds[0])
     best = allowed[np.argmax(tpr[allowed])]  # thresholds decrease, so ties keep the highest threshold
     return float(thresholds[best])
 
@@ -71,9 +107,12 @@ def choose_operating_points(labels: np.ndarray, scores: np.ndarray) -> list[dict
     return points
 
 
-def lower_threshold_for_fnr(labels: np.ndarray, scores: np.ndarray, target_fnr: float) -> float:
+def lower_threshold_for_fnr(
+    labels: np.ndarray, scores: np.ndarray, target_fnr: float, confidence: float = 0.0
+) -> float:
     """The highest threshold ``t`` whose share of AI-generated images with ``score <= t`` is at most
-    ``target_fnr`` (the most real images called real within that budget).
+    ``target_fnr`` (the most real images called real within that budget); with ``confidence`` > 0,
+    that share's upper bound (:func:`error_rate_upper_bound`) must be within the budget.
 
     The mirror of :func:`threshold_for_fpr`: candidates are the scores themselves plus one just
     below the lowest (call nothing real); among thresholds that call the same real images real, the
@@ -85,9 +124,12 @@ def lower_threshold_for_fnr(labels: np.ndarray, scores: np.ndarray, target_fnr: 
         raise ValueError("The inconclusive band needs both real and AI-generated images.")
     real, ai = np.sort(scores[labels == 0]), np.sort(scores[labels == 1])
     candidates = np.concatenate([[np.nextafter(scores.min(), -np.inf)], np.unique(scores)])
-    fnr = np.searchsorted(ai, candidates, side="right") / len(ai)
+    missed = np.searchsorted(ai, candidates, side="right")
+    fnr_bound = error_rate_upper_bound(missed, len(ai), confidence)
     tnr = np.searchsorted(real, candidates, side="right") / len(real)
-    allowed = np.flatnonzero(fnr <= target_fnr)  # never empty: the first candidate calls nothing real
+    allowed = np.flatnonzero(fnr_bound <= target_fnr)
+    if allowed.size == 0:
+        return float(candidates[0])  # call nothing real
     return float(candidates[allowed[np.argmax(tnr[allowed])]])  # argmax keeps the lowest of ties
 
 
@@ -129,14 +171,22 @@ def band_summary(labels: np.ndarray, scores: np.ndarray, lower: float, upper: fl
     }
 
 
-def choose_band(labels: np.ndarray, scores: np.ndarray, target_fpr: float = BAND_FPR) -> dict[str, Any]:
+def choose_band(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    target_fpr: float = BAND_FPR,
+    confidence: float = BAND_CONFIDENCE,
+) -> dict[str, Any]:
     """The inconclusive band on validation's calibrated scores, for ``target_fpr`` (default 3 %).
 
     ``upper``: the lowest threshold whose false-positive rate (share of real images with score
     ``>= upper``, i.e. called ai-generated) is at most ``target_fpr`` (:func:`threshold_for_fpr`).
     ``lower``: the highest threshold whose share of AI-generated images with score ``<= lower``
     (called real) is at most the same rate (:func:`lower_threshold_for_fnr`). Both budgets count
-    against all images of the class, not against the verdicts given.
+    against all images of the class, not against the verdicts given, and both are met by the rate's
+    upper bound at ``confidence`` (default 95 %; 0: by the rate seen on validation). A validation
+    set too small to meet a budget at that confidence even with no error leaves that end beyond
+    every score: nothing is called ai-generated (or real) there, and ``notes`` says so.
 
     When the two cross (``lower > upper``: the confident regions overlap), the band is *empty*:
     ``lower`` is set just below ``upper`` so that no image is inconclusive, every image at or above
@@ -145,9 +195,18 @@ def choose_band(labels: np.ndarray, scores: np.ndarray, target_fpr: float = BAND
     """
     if not 0.0 < target_fpr < 1.0:
         raise ValueError(f"band_fpr must be between 0 and 1. Received: {target_fpr}")
-    upper = threshold_for_fpr(labels, scores, target_fpr)
-    lower = lower_threshold_for_fnr(labels, scores, target_fpr)
-    band: dict[str, Any] = {"lower": lower, "upper": upper, "target_fpr": target_fpr, "empty": False}
+    upper = threshold_for_fpr(labels, scores, target_fpr, confidence)
+    lower = lower_threshold_for_fnr(labels, scores, target_fpr, confidence)
+    band: dict[str, Any] = {
+        "lower": lower,
+        "upper": upper,
+        "target_fpr": target_fpr,
+        "confidence": confidence,
+        "empty": False,
+    }
+    notes = _unreachable_budgets(labels, target_fpr, confidence)
+    if notes:
+        band["notes"] = notes
     if lower >= upper:
         band.update(
             lower=float(np.nextafter(upper, -np.inf)),
@@ -160,3 +219,19 @@ def choose_band(labels: np.ndarray, scores: np.ndarray, target_fpr: float = BAND
         )
     band["validation"] = band_summary(labels, scores, band["lower"], band["upper"])
     return band
+
+
+def _unreachable_budgets(labels: np.ndarray, target: float, confidence: float) -> list[str]:
+    """Why an end of the band is beyond every score: too few images of a class to meet the budget."""
+    labels = np.asarray(labels).astype(int).ravel()
+    notes = []
+    for label, images, verdict in ((0, "real", "ai-generated"), (1, "AI-generated", "real")):
+        count = int((labels == label).sum())
+        floor = float(error_rate_upper_bound(np.zeros(1), count, confidence)[0])
+        if floor > target:
+            notes.append(
+                f"nothing is called {verdict}: {count} {images} validation images bound the error "
+                f"rate only to {floor:.1%} at {confidence:.0%} confidence even with no error, above "
+                f"the {target:.1%} budget"
+            )
+    return notes

@@ -26,6 +26,7 @@ from aiclassify.evaluate import figures
 from aiclassify.evaluate.cross_filter import cross_filter_section
 from aiclassify.evaluate.markdown import render_markdown
 from aiclassify.evaluate.operating_points import (
+    BAND_CONFIDENCE,
     BAND_FPR,
     band_summary,
     choose_band,
@@ -53,6 +54,7 @@ def evaluate_run(
     cross_filters: Sequence[str] | None = None,
     band_fpr: float = BAND_FPR,
     faces: Mapping[str, Path] | None = None,
+    band_confidence: float = BAND_CONFIDENCE,
 ) -> dict[str, Any]:
     """Score the run's validation and test splits (clean and every robustness tier) and any OOD sets.
 
@@ -63,7 +65,7 @@ def evaluate_run(
     filter replaced by each of them (the report's ``cross_filter`` section, see
     :mod:`aiclassify.evaluate.cross_filter`). ``band_fpr`` is the rate both ends of the inconclusive
     band are chosen for (share of real images called ai-generated, share of AI-generated images
-    called real, on validation).
+    called real, on validation), met by the rates' upper bound at ``band_confidence``.
 
     Writes ``report.json``, ``report.md`` and ``figures/*.png`` into ``run_dir`` and, unless
     ``write_calibration`` is false, ``calibration.json`` (the temperature, operating points and band
@@ -89,7 +91,7 @@ def evaluate_run(
     temperature = calibration["temperature"]
     calibrated = {s.name: apply_temperature(s.probabilities, temperature) for s in (validation, test)}
     points = choose_operating_points(validation.labels, calibrated["validation"])
-    band = choose_band(validation.labels, calibrated["validation"], band_fpr)
+    band = choose_band(validation.labels, calibrated["validation"], band_fpr, band_confidence)
 
     report: dict[str, Any] = {
         "run": metadata.get("name"),
@@ -190,9 +192,10 @@ def write_calibration_file(
 
 def calibration_band(band: Mapping[str, Any]) -> dict[str, Any]:
     """The band as ``calibration.json`` stores it: thresholds, target, and the validation rates."""
-    stored = {key: band[key] for key in ("lower", "upper", "target_fpr", "empty")}
-    if band.get("note"):
-        stored["note"] = band["note"]
+    stored = {key: band[key] for key in ("lower", "upper", "target_fpr", "confidence", "empty")}
+    for key in ("note", "notes"):
+        if band.get(key):
+            stored[key] = band[key]
     stored["validation"] = {
         key: band["validation"][key] for key in ("coverage", "confident_accuracy", "fpr", "recall", "fnr")
     }
