@@ -72,6 +72,7 @@ def test_model_card_numbers_come_from_the_run_files(released, evaluated_copy):
     report = json.loads((evaluated_copy / runs.REPORT_JSON).read_text())
     calibration = json.loads((evaluated_copy / runs.CALIBRATION_FILE).read_text())
     assert "A signal, not proof." in card and "## Must not be used for" in card
+    assert "| scored on | the image |" in card  # the tiny run was trained without flips
     assert f"| accuracy | {report['test']['accuracy']:.4f} |" in card
     assert f"| JPEG q50 | {report['robustness'][1]['accuracy']:.4f} |" in card
     assert f"Temperature {calibration['temperature']:.4f}" in card
@@ -116,3 +117,15 @@ def test_each_shipped_model_matches_its_checksums_and_recorded_scores(manifest_p
     images = [(folder / item["image"]).read_bytes() for item in manifest["reference"]]
     recorded = [item["probability_ai"] for item in manifest["reference"]]
     np.testing.assert_allclose(predictor.probabilities(images), recorded, atol=1e-5)
+
+
+def test_the_card_says_a_model_trained_with_flips_is_scored_mirrored(evaluated_copy):
+    from aiclassify.release import model_card
+
+    metadata = json.loads((evaluated_copy / runs.METADATA_FILE).read_text())
+    calibration = json.loads((evaluated_copy / runs.CALIBRATION_FILE).read_text())
+    report = json.loads((evaluated_copy / runs.REPORT_JSON).read_text())
+    card = model_card("general", {**metadata, "augment": ["hflip"]}, calibration, report, "c", "m")
+    assert (
+        "| scored on | the image and its mirror image, mean logit (trained with horizontal flips) |" in card
+    )

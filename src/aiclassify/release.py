@@ -27,6 +27,7 @@ from PIL import Image
 
 from aiclassify import runs
 from aiclassify.evaluate.markdown import fmt, table
+from aiclassify.predict.crops import mirrors_views
 
 MANIFEST_FILE = "MANIFEST.json"
 CARD_FILE = "MODEL_CARD.md"
@@ -137,6 +138,13 @@ def _check_sizes(folder: Path, limit_mb: float = MAX_FILE_MB) -> None:
             )
 
 
+def _views(metadata: dict[str, Any]) -> str:
+    """What each image (or each crop of a large one) is scored on, by the predictor's rule."""
+    if mirrors_views(metadata):
+        return "the image and its mirror image, mean logit (trained with horizontal flips)"
+    return "the image"
+
+
 def model_card(
     name: str,
     metadata: dict[str, Any],
@@ -166,6 +174,7 @@ def model_card(
                 ["parameters", metadata.get("parameters")],
                 ["input", f"{metadata.get('image_size')}x{metadata.get('image_size')} RGB"],
                 ["input filter", (metadata.get("filter") or {}).get("name")],
+                ["scored on", _views(metadata)],
                 ["run", metadata.get("name")],
                 ["trained", metadata.get("created")],
                 ["evaluated", report.get("evaluated")],

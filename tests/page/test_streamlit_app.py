@@ -322,6 +322,10 @@ def test_about_texts_show_the_band_and_demo_models():
     text = dict(about.model_summary("x", {"band": BAND, "demo": True}))
     assert "inconclusive in between" in text["Inconclusive band"] and "90.0 %" in text["Inconclusive band"]
     assert "detects nothing real" in text["Demo model"]
+    note = "nothing is called ai-generated: 51 real validation images bound the error rate only to 5.7%"
+    bounded = {**BAND, "confidence": 0.95, "notes": [note]}
+    text = dict(about.model_summary("x", {"band": bounded}))["Inconclusive band"]
+    assert "bounded with 95% confidence" in text and text.endswith(note)
     text = dict(
         about.model_summary("x", {"band": None, "band_note": "no band: the run has not been evaluated"})
     )

@@ -17,12 +17,15 @@ from aiclassify.predict import crops as crops_module
 from aiclassify.predict.crops import (
     CROP_FACTOR,
     MAX_CROPS,
+    CropScorer,
     combine,
     crop_offsets,
     crops,
     decode,
     header_size,
+    mirrors_views,
     uses_crops,
+    views,
 )
 from aiclassify.predict.predictor import keras_scorer, load_run_keras_model
 from aiclassify.preprocessing import decode_and_resize
@@ -137,12 +140,12 @@ def test_many_large_images_are_split_into_calls_without_splitting_an_image(monke
     calls = []
     inner = crops_module.CropScorer
 
-    def recording(score_pixels, image_size):
+    def recording(score_pixels, image_size, mirror=False):
         def counted(pixels):
             calls.append(len(pixels))
             return score_pixels(pixels)
 
-        return inner(counted, image_size)
+        return inner(counted, image_size, mirror)
 
     images = [png(256, 256, seed) for seed in range(5)]
     expected = predictor.probabilities(images)
@@ -200,3 +203,80 @@ def test_the_mean_logit_lets_no_single_crop_decide():
     assert combine(one_odd) < 0.5 < max(one_odd)  # the max would call this real photo generated
     assert combine(one_odd) > combine([0.1] * 9)  # ...yet the odd crop counts
     assert np.isfinite(combine([1.0, 0.0, 1.0]))
+
+
+# --- mirror views: models trained with horizontal flips ------------------------------------------------
+
+
+def left_brightness(pixels: np.ndarray) -> np.ndarray:
+    """A scorer that is not mirror-invariant: P(AI) is the left half's mean brightness (0-1)."""
+    half = pixels.shape[2] // 2
+    return pixels[:, :, :half].mean(axis=(1, 2, 3)) / 255 * 0.98 + 0.01
+
+
+def test_views_add_each_square_mirrored_in_order():
+    squares = noise(SIZE, 3 * SIZE).reshape(3, SIZE, SIZE, 3)
+    both = views(squares, mirror=True)
+    assert both.shape == (6, SIZE, SIZE, 3)
+    np.testing.assert_array_equal(both[:3], squares)
+    np.testing.assert_array_equal(both[3 + 1], squares[1][:, ::-1])
+    assert views(squares, mirror=False) is squares
+
+
+def test_only_a_model_trained_with_flips_is_scored_mirrored():
+    assert mirrors_views({"augment": ["hflip", "rotation"]})
+    assert not mirrors_views({"augment": ["rotation"]})
+    assert not mirrors_views({"augment": []}) and not mirrors_views({})
+
+
+@pytest.mark.parametrize(("width", "height", "squares"), [(40, 40, 1), (256, 256, 9)])
+def test_a_mirrored_scorer_takes_the_mean_logit_of_every_view(width, height, squares):
+    data = png(width, height, seed=8)
+    plain_squares = CropScorer(left_brightness, SIZE).prepare([data])[0].squares
+    assert len(plain_squares) == squares
+    calls = []
+
+    def recorded(batch):
+        calls.append(len(batch))
+        return left_brightness(batch)
+
+    mirrored = CropScorer(recorded, SIZE, mirror=True)([data])[0]
+    every_view = np.concatenate([left_brightness(plain_squares), left_brightness(plain_squares[:, :, ::-1])])
+    assert calls == [2 * squares]
+    assert mirrored == pytest.approx(combine(every_view), abs=1e-6)
+    plain = CropScorer(left_brightness, SIZE)([data])[0]
+    assert plain == pytest.approx(combine(left_brightness(plain_squares)), abs=1e-6)
+    assert abs(mirrored - plain) > 1e-4  # the mirror moved the score of this asymmetric scorer
+
+
+def test_mirrored_images_are_never_split_across_calls():
+    calls = []
+
+    def recorded(batch):
+        calls.append(len(batch))
+        return left_brightness(batch)
+
+    images = [png(256, 256, seed) for seed in range(5)]
+    together = CropScorer(recorded, SIZE, mirror=True)(images)
+    assert calls == [72, 18]  # 18 squares each: four images (72 squares, the most a call takes), then one
+    alone = [CropScorer(left_brightness, SIZE, mirror=True)([image])[0] for image in images]
+    np.testing.assert_allclose(together, alone, atol=1e-6)
+
+
+def test_a_run_trained_with_flips_is_served_mirrored(tiny_run, tmp_path):
+    import json
+    import shutil
+
+    copy = shutil.copytree(tiny_run, tmp_path / "run")
+    metadata = json.loads((copy / "metadata.json").read_text())
+    assert "hflip" not in metadata.get("augment", [])
+    (copy / "metadata.json").write_text(json.dumps({**metadata, "augment": ["hflip"]}))
+    images = [png(40, 40, 9), png(256, 256, 10)]
+    plain = Predictor.load(tiny_run).probabilities(images)
+    mirrored = Predictor.load(copy).probabilities(images)
+    model = load_run_keras_model(tiny_run)
+    for image, score in zip(images, mirrored, strict=True):
+        squares = CropScorer(lambda pixels: pixels, SIZE).prepare([image])[0].squares.astype(np.float32)
+        both = np.asarray(model(tf.constant(views(squares, mirror=True)), training=False)).reshape(-1)
+        assert score == pytest.approx(combine(both), abs=1e-5)
+    assert not np.allclose(plain, mirrored, atol=1e-6)

@@ -89,7 +89,12 @@ def band(details: dict[str, Any]) -> str:
     else:
         text = f"AI-generated from P = {upper:.3g}, real up to P = {lower:.3g}, inconclusive in between"
     coverage = _percent((entry.get("validation") or {}).get("coverage"))
-    return text + (f"; {coverage} of validation images got a confident verdict" if coverage else "")
+    text += f"; {coverage} of validation images got a confident verdict" if coverage else ""
+    confidence = entry.get("confidence")
+    if isinstance(confidence, (int, float)) and confidence > 0:
+        text += f"; error rates bounded with {confidence:.0%} confidence"
+    notes = [note for note in entry.get("notes") or [] if isinstance(note, str)]
+    return "; ".join([text, *notes])
 
 
 def model_summary(name: str, details: dict[str, Any]) -> list[tuple[str, str]]:

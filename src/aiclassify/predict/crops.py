@@ -17,6 +17,13 @@ decodes it), then, by its decoded size:
   ``serving_default`` does, and scored as it is: ``serve_pixels`` on a batch of such squares gives,
   bit for bit, what ``serving_default`` gives on the same images' bytes.
 
+A model trained on mirrored copies (``hflip`` in training's ``train.augment``, which
+``metadata.json`` → ``augment`` records; :func:`mirrors_views`) is also scored on the **mirror
+image of every square**, and all of an image's scores (its crops or its resized whole, each with
+its mirror) are combined by the same mean logit: the model was taught that an image and its mirror
+are the same evidence, so averaging the two removes some of its noise, at twice the cost (measured
+in docs/results.md). Other models are scored on the squares alone.
+
 Decoding and cutting (:meth:`CropScorer.prepare`) happen in the caller's thread; scoring
 (:meth:`CropScorer.score`) sends the squares of many images to ``serve_pixels`` (float32 0-255
 pixels) together, at most :data:`CROPS_PER_CALL` a call, never splitting an image's crops
@@ -31,7 +38,7 @@ maximum: with nine crops, the max flags an image whenever any one crop looks gen
 multiplies the false accusations of real photographs, the worst error this product can make.
 
 The rule is inference behaviour: training and the exported signatures do not change, and the rule
-is recorded nowhere in the run directory.
+is recorded nowhere in the run directory (whether to mirror is read from the training metadata).
 """
 
 from __future__ import annotations
@@ -52,8 +59,10 @@ GRID = 3
 MAX_CROPS = GRID * GRID
 """At most this many crops per image."""
 CROPS_PER_CALL = 8 * MAX_CROPS
-"""At most this many squares (crops, or resized whole images) per ``serve_pixels`` call (the crops of
-one image are never split)."""
+"""At most this many squares (crops, or resized whole images, and their mirrors) per ``serve_pixels``
+call (the squares of one image are never split)."""
+MIRROR_AUGMENTATION = "hflip"
+"""The training augmentation (``train.augment``) after which squares are also scored mirrored."""
 
 PixelScorer = Callable[[np.ndarray], Sequence[float]]
 
@@ -110,6 +119,18 @@ def decode(image: bytes) -> np.ndarray:
     return decode_rgb(tf.constant(image, dtype=tf.string)).numpy()
 
 
+def mirrors_views(metadata: dict) -> bool:
+    """Whether a run's model is scored on mirror images too: it was trained with horizontal flips."""
+    augment = metadata.get("augment") or ()
+    return isinstance(augment, (list, tuple)) and MIRROR_AUGMENTATION in augment
+
+
+def views(squares: np.ndarray, mirror: bool) -> np.ndarray:
+    """The squares an image is scored on: ``squares``, then (with ``mirror``) each one mirrored
+    left to right, in the same order."""
+    return np.concatenate([squares, squares[:, :, ::-1]]) if mirror else squares
+
+
 def crops(pixels: np.ndarray, image_size: int) -> np.ndarray:
     """The crops of a decoded image, (n, image_size, image_size, 3) in :func:`crop_offsets` order."""
     height, width = pixels.shape[:2]
@@ -130,16 +151,18 @@ class CropScorer:
     """The module's rule as a two-stage scorer (:class:`aiclassify.predict.stages.ImageScorer`).
 
     ``score_pixels`` scores a float32 0-255 batch of ``image_size`` squares (``serve_pixels``, or a
-    Keras model). Calling the scorer on encoded images prepares and scores them.
+    Keras model); with ``mirror``, each square's mirror image is scored too (:func:`views`).
+    Calling the scorer on encoded images prepares and scores them.
     """
 
-    def __init__(self, score_pixels: PixelScorer, image_size: int):
+    def __init__(self, score_pixels: PixelScorer, image_size: int, mirror: bool = False):
         import tensorflow as tf
 
         from aiclassify.preprocessing import decode_rgb, resize_square
 
         self.score_pixels = score_pixels
         self.image_size = int(image_size)
+        self.mirror = bool(mirror)
         square = tf.TensorSpec((self.image_size, self.image_size, 3), tf.uint8)
 
         def resized_and_size(image: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -199,29 +222,31 @@ class CropScorer:
 
     def score(self, prepared: Sequence[PreparedPixels]) -> np.ndarray:
         """Raw P(AI-generated) of prepared images: one ``score_pixels`` call per
-        :data:`CROPS_PER_CALL` squares; an image's crops combined by their mean logit."""
+        :data:`CROPS_PER_CALL` squares; an image's crops (and mirrors) combined by their mean logit."""
         result = np.zeros(len(prepared), dtype=np.float32)
-        for group in _calls(list(enumerate(prepared))):
-            batch = np.concatenate([item.squares for _, item in group]).astype(np.float32)
+        for group in _calls(list(enumerate(prepared)), 2 if self.mirror else 1):
+            batch = np.concatenate([views(item.squares, self.mirror) for _, item in group]).astype(np.float32)
             scores = np.asarray(self.score_pixels(batch), dtype=np.float32).reshape(-1)
             if len(scores) != len(batch):
                 raise RuntimeError(f"the model returned {len(scores)} scores for {len(batch)} squares")
             start = 0
             for index, item in group:
-                count = len(item.squares)
+                count = len(item.squares) * (2 if self.mirror else 1)
                 piece = scores[start : start + count]
-                result[index] = combine(piece.astype(np.float64)) if item.cropped else piece[0]
+                result[index] = combine(piece.astype(np.float64)) if count > 1 else piece[0]
                 start += count
         return result
 
 
-def _calls(items: list[tuple[int, PreparedPixels]]) -> list[list[tuple[int, PreparedPixels]]]:
-    """Prepared images grouped into calls of at most :data:`CROPS_PER_CALL` squares (an image that
-    has more on its own gets a call of its own)."""
+def _calls(
+    items: list[tuple[int, PreparedPixels]], views_per_square: int = 1
+) -> list[list[tuple[int, PreparedPixels]]]:
+    """Prepared images grouped into calls of at most :data:`CROPS_PER_CALL` scored squares (an
+    image that has more on its own gets a call of its own)."""
     groups: list[list[tuple[int, PreparedPixels]]] = []
     count = CROPS_PER_CALL
     for item in items:
-        squares = len(item[1].squares)
+        squares = len(item[1].squares) * views_per_square
         if count + squares > CROPS_PER_CALL:
             groups.append([])
             count = 0
@@ -230,10 +255,13 @@ def _calls(items: list[tuple[int, PreparedPixels]]) -> list[list[tuple[int, Prep
     return groups
 
 
-def saved_model_crop_scorer(path: Path) -> CropScorer | Callable[[list[bytes]], np.ndarray]:
+def saved_model_crop_scorer(
+    path: Path, mirror: bool = False
+) -> CropScorer | Callable[[list[bytes]], np.ndarray]:
     """Score encoded images with a SavedModel by the module's rule through ``serve_pixels``, its
-    input size read from that signature. A SavedModel without ``serve_pixels`` is scored through
-    ``serving_default`` on the bytes (a plain score function: its images are decoded while scored)."""
+    input size read from that signature (``mirror``: :class:`CropScorer`'s). A SavedModel without
+    ``serve_pixels`` is scored through ``serving_default`` on the bytes (a plain score function:
+    its images are decoded while scored, never mirrored)."""
     import tensorflow as tf
 
     from aiclassify.export import BYTES_SIGNATURE, OUTPUT_KEY, PIXELS_SIGNATURE, load_saved_model
@@ -252,4 +280,4 @@ def saved_model_crop_scorer(path: Path) -> CropScorer | Callable[[list[bytes]], 
     def score_pixels(pixels: np.ndarray) -> np.ndarray:
         return serve_pixels(pixels=tf.constant(pixels, dtype=tf.float32))[OUTPUT_KEY].numpy()
 
-    return CropScorer(score_pixels, image_size)
+    return CropScorer(score_pixels, image_size, mirror)

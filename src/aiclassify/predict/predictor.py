@@ -40,6 +40,7 @@ from aiclassify import LABEL_NAMES, runs
 from aiclassify.calibration import calibrate, check_temperature
 from aiclassify.evidence import Evidence, read_evidence
 from aiclassify.predict.band import Band, read_band
+from aiclassify.predict.crops import mirrors_views
 from aiclassify.predict.diagnostics import DEMO_MODEL, ImageWarning, image_warnings
 from aiclassify.predict.stages import ImageScorer, ScoreFunction, as_scorer
 
@@ -211,10 +212,12 @@ class Predictor:
             metadata = runs.read_metadata(run_dir)
             saved_model = run_dir / runs.SAVED_MODEL_DIR
             if saved_model.is_dir():
-                score = saved_model_scorer(saved_model)
+                score = saved_model_scorer(saved_model, mirrors_views(metadata))
             elif (run_dir / runs.MODEL_FILE).is_file():
                 logger.info("No %s in %s: scoring with %s.", runs.SAVED_MODEL_DIR, run_dir, runs.MODEL_FILE)
-                score = keras_scorer(load_run_keras_model(run_dir), int(metadata["image_size"]))
+                score = keras_scorer(
+                    load_run_keras_model(run_dir), int(metadata["image_size"]), mirrors_views(metadata)
+                )
             else:
                 raise runs.RunDirectoryError(
                     f"{run_dir} has neither {runs.SAVED_MODEL_DIR}/ nor {runs.MODEL_FILE} to score with."
@@ -223,7 +226,7 @@ class Predictor:
             parent = path.parent
             run_dir = parent if (parent / runs.METADATA_FILE).is_file() else None
             metadata = runs.read_json(parent / runs.METADATA_FILE) if run_dir else {}
-            score = saved_model_scorer(path)
+            score = saved_model_scorer(path, mirrors_views(metadata))
         else:
             raise runs.RunDirectoryError(
                 f"{path} is not a finished run ({runs.METADATA_FILE} is missing) nor a SavedModel "
@@ -246,7 +249,7 @@ class Predictor:
         if self.image_size is None:
             raise ValueError("A Keras model can only be scored for a run with a known image_size.")
         return Predictor(
-            keras_scorer(model, self.image_size),
+            keras_scorer(model, self.image_size, mirrors_views(self.metadata)),
             self.metadata,
             self.calibration,
             calibration_source=self.calibration_source,
@@ -446,11 +449,17 @@ class Predictor:
         band = None
         if self.band is not None:
             stored = self.calibration.get("band") or {}
-            validation = stored.get("validation")
+            validation, confidence, notes = (
+                stored.get("validation"),
+                stored.get("confidence"),
+                stored.get("notes"),
+            )
             band = {
                 "lower": self.band.lower,
                 "upper": self.band.upper,
                 "target_fpr": self.band.target_fpr,
+                "confidence": float(confidence) if isinstance(confidence, (int, float)) else None,
+                "notes": [note for note in notes if isinstance(note, str)] if isinstance(notes, list) else [],
                 "empty": self.band.empty,
                 "validation": validation if isinstance(validation, dict) else None,
             }
@@ -479,20 +488,20 @@ class Predictor:
             return self._keras_model
 
 
-def saved_model_scorer(path: Path) -> ScoreFunction | ImageScorer:
+def saved_model_scorer(path: Path, mirror: bool = False) -> ScoreFunction | ImageScorer:
     """Score encoded images with a SavedModel: ``serve_pixels`` on each image decoded and resized
     as ``serving_default`` does it, or for an image at least twice the input size on its shorter
-    side, on a grid of native-resolution crops combined by their mean logit
-    (:mod:`aiclassify.predict.crops`); a SavedModel without ``serve_pixels``: ``serving_default``
-    on the bytes."""
+    side, on a grid of native-resolution crops combined by their mean logit, with ``mirror`` each
+    square's mirror image too (:mod:`aiclassify.predict.crops`); a SavedModel without
+    ``serve_pixels``: ``serving_default`` on the bytes."""
     from aiclassify.predict.crops import saved_model_crop_scorer
 
-    return saved_model_crop_scorer(path)
+    return saved_model_crop_scorer(path, mirror)
 
 
-def keras_scorer(model: Any, image_size: int) -> ImageScorer:
+def keras_scorer(model: Any, image_size: int, mirror: bool = False) -> ImageScorer:
     """Score encoded images with a Keras model behind the export's own decoder, with the same
-    rule for large images as :func:`saved_model_scorer`."""
+    rule for large images (and mirrors) as :func:`saved_model_scorer`."""
     import tensorflow as tf
 
     from aiclassify.predict import crops
@@ -500,7 +509,7 @@ def keras_scorer(model: Any, image_size: int) -> ImageScorer:
     def score_pixels(pixels: np.ndarray) -> np.ndarray:
         return np.asarray(model(tf.constant(pixels, dtype=tf.float32), training=False)).reshape(-1)
 
-    return crops.CropScorer(score_pixels, image_size)
+    return crops.CropScorer(score_pixels, image_size, mirror)
 
 
 def load_run_keras_model(run_dir: Path) -> Any:

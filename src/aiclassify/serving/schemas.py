@@ -614,6 +614,14 @@ class BandInfo(Closed):
         description="the rate both ends were chosen for on validation (real called ai-generated, "
         "AI-generated called real)"
     )
+    confidence: float | None = Field(
+        description="the confidence with which validation kept each rate within target_fpr (its "
+        "one-sided Clopper-Pearson upper bound); null: the rates themselves (runs evaluated before)"
+    )
+    notes: list[str] = Field(
+        description="why an end of the band lies beyond every score (too few validation images of a "
+        "class to bound its rate): nothing is called ai-generated, or real; empty otherwise"
+    )
     empty: bool = Field(description="the thresholds crossed on validation: no image is inconclusive")
     validation: BandValidation | None
 

@@ -3,8 +3,10 @@
 ``POST /v1/models/<name>[/versions/<v>]:predict`` takes ``{"instances": [{"b64": ...}]}`` (or
 ``{"image_bytes": {"b64": ...}}`` per instance, or columnar ``{"inputs": ...}``) and answers
 ``{"predictions": [p, ...]}`` (``{"outputs": [...]}`` for columnar requests): the raw
-``probability_ai`` of the exported ``serving_default`` signature, exactly what TF Serving would
-return for the same SavedModel (no calibration: that is ``/predict``'s job). Errors are
+``probability_ai`` the predictor computes (no calibration: that is ``/predict``'s job). For an
+image too small for crops and a model trained without flips, that is exactly what TF Serving would
+return for the same SavedModel; crops of large images and the mirror views of a model trained with
+flips (:mod:`aiclassify.predict.crops`) are the predictor's, not the signature's. Errors are
 ``{"error": "..."}``.
 """
 
