@@ -84,8 +84,8 @@ def test_model_card_numbers_come_from_the_run_files(released, evaluated_copy):
         f"| {band['recall']:.4f} |"
     ) in card
     assert "each with 0.95 confidence (Clopper-Pearson upper bound)" in card
-    for note in calibration["band"].get("notes", []):  # the tiny run's few validation images
-        assert f"- {note}" in card
+    notes = calibration["band"]["notes"]  # the tiny run has too few validation images for 3 % at 95 %
+    assert notes and all(f"- {note}" in card for note in notes)
 
 
 def test_an_unevaluated_run_is_refused(tiny_run, tmp_path, capsys):

@@ -163,6 +163,7 @@ class CropScorer:
         self.score_pixels = score_pixels
         self.image_size = int(image_size)
         self.mirror = bool(mirror)
+        self.views_per_square = 2 if self.mirror else 1
         square = tf.TensorSpec((self.image_size, self.image_size, 3), tf.uint8)
 
         def resized_and_size(image: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -224,14 +225,14 @@ class CropScorer:
         """Raw P(AI-generated) of prepared images: one ``score_pixels`` call per
         :data:`CROPS_PER_CALL` squares; an image's crops (and mirrors) combined by their mean logit."""
         result = np.zeros(len(prepared), dtype=np.float32)
-        for group in _calls(list(enumerate(prepared)), 2 if self.mirror else 1):
+        for group in _calls(list(enumerate(prepared)), self.views_per_square):
             batch = np.concatenate([views(item.squares, self.mirror) for _, item in group]).astype(np.float32)
             scores = np.asarray(self.score_pixels(batch), dtype=np.float32).reshape(-1)
             if len(scores) != len(batch):
                 raise RuntimeError(f"the model returned {len(scores)} scores for {len(batch)} squares")
             start = 0
             for index, item in group:
-                count = len(item.squares) * (2 if self.mirror else 1)
+                count = len(item.squares) * self.views_per_square
                 piece = scores[start : start + count]
                 result[index] = combine(piece.astype(np.float64)) if count > 1 else piece[0]
                 start += count
