@@ -26,7 +26,7 @@ from conftest import REPO
 
 from aiclassify.backbones import HUB_BACKBONES
 from aiclassify.filters import FILTER_NAMES, make_filter
-from aiclassify.models import build_model, model_names
+from aiclassify.models import build_model, standalone_model_names
 
 BACKENDS = ("jax", "torch")
 FIND_PACKAGES = (
@@ -40,7 +40,7 @@ import importlib.util, json, sys
 import numpy as np
 import keras
 from aiclassify.filters import FILTER_NAMES, make_filter
-from aiclassify.models import build_model, model_names
+from aiclassify.models import build_model, standalone_model_names
 
 
 class BlockKerasHub:
@@ -67,7 +67,7 @@ images = np.random.default_rng(seed).uniform(0, 255, (2, 32, 32, 3)).astype("flo
 result = {"backend": keras.backend.backend(), "models": {}, "filters": {}, "needs_keras_hub": []}
 blocker = BlockKerasHub()
 sys.meta_path.insert(0, blocker)
-for name in model_names():
+for name in standalone_model_names():
     try:
         for size in sizes:
             record(name, size)
@@ -125,7 +125,7 @@ def test_every_model_builds_and_runs_without_tensorflow(second_backend_result):
     assert second_backend_result["backend"] in BACKENDS
     assert not second_backend_result["imported_tensorflow"]
     assert set(second_backend_result["needs_keras_hub"]) >= set(HUB_BACKBONES)
-    for name in model_names():
+    for name in standalone_model_names():
         if f"{name}@{SIZES[0]}" not in second_backend_result["models"]:
             assert name in second_backend_result["needs_keras_hub"], name  # no keras-hub over there
             continue

@@ -365,16 +365,34 @@ def test_shipped_product_configs_train_the_robust_recipe(name):
     assert all(p > 0 for p in config.train.degrade.probabilities.values())
     assert config.train.early_stopping_patience > 3
     assert config.data.train_crop is (name != "cifake")
+    measured = quoted_report(name)
+    if measured is None:
+        header = (CONFIG_DIR / f"{name}.yaml").read_text().split("\nname:")[0]
+        assert "NOT YET MEASURED with this recipe" in header and "without" in header.lower()
+    else:  # the report it names was trained with this recipe
+        assert load_config(measured / "config.yaml").train == config.train
+
+
+def quoted_report(name: str):
+    """The docs/results folder a shipped config's header cites, after checking that the header
+    quotes that report's clean test accuracy; None when it cites none."""
     header = (CONFIG_DIR / f"{name}.yaml").read_text().split("\nname:")[0]
     measured = re.search(r"docs/results/([\w-]+)/\s*#?\s*report\.md", header)
     if measured is None:
-        assert "NOT YET MEASURED with this recipe" in header and "without" in header.lower()
-    else:  # the expected accuracy quoted is the one in the report it names
-        report = json.loads((REPO / "docs" / "results" / measured.group(1) / "report.json").read_text())
-        assert f"{100 * report['test']['accuracy']:.2f}% clean test accuracy" in header
-        assert (
-            load_config(REPO / "docs" / "results" / measured.group(1) / "config.yaml").train == config.train
-        )
+        return None
+    folder = REPO / "docs" / "results" / measured.group(1)
+    report = json.loads((folder / "report.json").read_text())
+    assert f"{100 * report['test']['accuracy']:.2f}% clean test accuracy" in header
+    return folder
+
+
+def test_the_cifake_ensemble_averages_cifake_runs_and_quotes_its_report():
+    ensemble, cifake = load_config("cifake-ensemble"), load_config("cifake")
+    assert ensemble.model.name == "ensemble" and len(ensemble.model.members) >= 2
+    assert ensemble.data == cifake.data and ensemble.train.augment == cifake.train.augment
+    measured = quoted_report("cifake-ensemble")
+    assert measured is not None
+    assert load_config(measured / "config.yaml").model == ensemble.model
 
 
 def test_the_recipe_suits_each_input_size():

@@ -41,13 +41,18 @@ def test_only_free_text_fields_are_plain_strings():
     assert sorted(key for key, kind in hints.items() if kind is str) == ["data.path", "model.pretrained"]
 
 
+# What a choice needs beside it to load (an ensemble averages finished runs).
+CHOICE_NEEDS = {("model.name", "ensemble"): ["model.members=[runs/one,runs/two]"]}
+
+
 @pytest.mark.parametrize(("key", "choices"), sorted(choice_fields().items()))
 def test_every_choice_loads_and_defaults_are_choices(key, choices):
     section, leaf = key.split(".")
     assert getattr(getattr(Config(), section), leaf) in (*choices, ())
     for choice in choices:
         value = f"[{choice}]" if key == "train.augment" else repr(choice)
-        loaded = getattr(getattr(load_config(None, [f"{key}={value}"]), section), leaf)
+        overrides = [f"{key}={value}", *CHOICE_NEEDS.get((key, choice), [])]
+        loaded = getattr(getattr(load_config(None, overrides), section), leaf)
         assert loaded == ((choice,) if key == "train.augment" else choice)
 
 

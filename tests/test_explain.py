@@ -18,10 +18,10 @@ from aiclassify.explain import (
     main,
     overlay_png,
 )
-from aiclassify.models import build_model, model_names
+from aiclassify.models import build_model, standalone_model_names
 
 
-@pytest.mark.parametrize("name", model_names())
+@pytest.mark.parametrize("name", standalone_model_names())
 def test_heatmap_has_the_image_size_and_unit_range(name):
     model = build_model(name, 32)
     if not any(isinstance(layer, keras.layers.Conv2D) for layer in model.layers):  # e.g. vit_b16

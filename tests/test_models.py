@@ -18,6 +18,7 @@ from aiclassify.models import (
     model_names,
     model_options,
     register,
+    standalone_model_names,
 )
 
 
@@ -150,7 +151,7 @@ def test_build_from_config_passes_the_model_and_filter_options():
 
 
 def test_build_from_config_defaults_are_never_an_error():
-    for name in model_names():
+    for name in standalone_model_names():
         config = load_config(None, [f"model.name={name}", "data.image_size=32"])
         assert build_from_config(config).name == name
 
@@ -173,7 +174,7 @@ def test_build_from_config_passes_a_changed_option():
     assert model.get_layer("block1_bn1").momentum == 0.9
 
 
-@pytest.mark.parametrize("name", model_names())
+@pytest.mark.parametrize("name", standalone_model_names())
 def test_every_model_rescales_raw_pixels_and_outputs_probabilities(name):
     model = build_model(name, 32)
     assert model.layers[1].name == "rescale"

@@ -41,9 +41,11 @@ ModelName = Literal[
     "vit_b16",
     "logistic_pixels",
     "backbone_svm",
+    "ensemble",
 ]
 """``model.name``: the registered architectures (see :mod:`aiclassify.models`); ``logistic_pixels``
-and ``backbone_svm`` are fitted by scikit-learn, not by gradient descent (:mod:`aiclassify.classical`)."""
+and ``backbone_svm`` are fitted by scikit-learn, not by gradient descent (:mod:`aiclassify.classical`);
+``ensemble`` averages the finished runs ``model.members`` (:mod:`aiclassify.ensemble`)."""
 FeatureBackbone = Literal["resnet18", "resnet50", "vgg16", "efficientnetb0", "densenet121", "vit_b16"]
 """``model.feature_backbone``: the frozen backbone whose pooled features ``backbone_svm`` classifies."""
 Padding = Literal["same", "valid"]
@@ -96,6 +98,13 @@ class DataConfig:
     # Training images at least image_size on both sides are randomly cropped to image_size at
     # native resolution instead of resized (no size shortcut); validation and test are resized.
     train_crop: bool = False
+    # Seed of the validation/test carve; null: train.seed. Fixing it lets runs that differ only in
+    # train.seed (the members of an ensemble) share one validation and test split.
+    split_seed: int | None = None
+
+    def carve_seed(self, train_seed: int) -> int:
+        """The seed of the validation/test carve: ``split_seed``, or ``train_seed`` when it is unset."""
+        return train_seed if self.split_seed is None else self.split_seed
 
 
 @dataclass(frozen=True)
@@ -113,8 +122,15 @@ class ModelConfig:
     pretrained: str = "none"
     resize_to: int = 0  # backbones: upsample inputs to this side inside the model (0: as they come)
     feature_backbone: FeatureBackbone = "resnet18"  # backbone_svm: its frozen feature extractor
+    # ensemble only: the finished run (or released model) folders whose models it averages
+    members: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.name == "ensemble" and len(self.members) < 2:
+            raise ValueError(
+                "model.name=ensemble needs model.members: two or more finished run folders. "
+                f"Received: members={list(self.members)}"
+            )
         if self.pretrained not in ("none", "imagenet") and not self.pretrained.endswith(PRETRAINED_SUFFIXES):
             raise ValueError(
                 'model.pretrained must be "none", "imagenet" or a path to a .keras, .weights.h5 or .h5 file. '

@@ -24,8 +24,9 @@ def build_archive(model: keras.Model, image_size: int) -> keras.export.ExportArc
     ``{"b64": ...}``); ``serve_pixels`` takes ``pixels``, float32 0-255 RGB of shape
     (batch, image_size, image_size, 3). Both return ``probability_ai`` of shape (batch,).
     """
+    # No archive.track(model): each endpoint tracks the variables it uses, and tracking the model
+    # as well stores every variable twice (a SavedModel twice the size of its weights).
     archive = keras.export.ExportArchive()
-    archive.track(model)
 
     @tf.function(input_signature=[tf.TensorSpec((None,), tf.string, name="image_bytes")])
     def serve_bytes(image_bytes):

@@ -60,6 +60,14 @@ def model_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+COMPOSITE_MODELS = ("ensemble",)  # built from finished runs (model.members), not from scratch
+
+
+def standalone_model_names() -> list[str]:
+    """The registered models a config builds from scratch: all but :data:`COMPOSITE_MODELS`."""
+    return [name for name in model_names() if name not in COMPOSITE_MODELS]
+
+
 def model_options(name: str) -> dict[str, Any]:
     """The options the model ``name`` takes, each with its default."""
     builder = _builder(name)
@@ -400,8 +408,8 @@ cnn_small2 = _register_cnn_small(2)
 cnn_small3 = _register_cnn_small(3)
 cnn_small4 = _register_cnn_small(4)
 
-# The ImageNet backbones register themselves into the registry above.
-from aiclassify import backbones  # noqa: E402, F401
+# The ImageNet backbones and the ensemble of finished runs register themselves into the registry above.
+from aiclassify import backbones, ensemble  # noqa: E402, F401
 
 # So do the scikit-learn baselines' Keras forms (their custom layers too, for load_keras_model).
 from aiclassify.classical import keras_models  # noqa: E402, F401

@@ -145,6 +145,52 @@ def _views(metadata: dict[str, Any]) -> str:
     return "the image"
 
 
+def _architecture(metadata: dict[str, Any]) -> str:
+    members = (metadata.get("ensemble") or {}).get("members")
+    if not members:
+        return str(metadata.get("model"))
+    return f"ensemble of {len(members)} ({', '.join(str(member.get('model')) for member in members)})"
+
+
+def _training_lines(metadata: dict[str, Any], training: dict[str, Any], machine: str) -> list[str]:
+    """How long training took, and for an ensemble, each member and how they are combined."""
+    ensemble = metadata.get("ensemble") or {}
+    if not ensemble:
+        return [
+            f"Machine: {machine}. Training time: {fmt(training.get('train_seconds'), 0)} s over "
+            f"{training.get('epochs_completed')} epoch(s), best epoch {training.get('best_epoch')} "
+            "(learning curve: `figures/training_curves.png`).",
+        ]
+    return [
+        f"Machine: {machine}. Training time: {fmt(training.get('train_seconds'), 0)} s, the members' "
+        "own runs summed (a member that started from another run's weights counts its own epochs "
+        "only). The members are separate runs of the same data and validation/test split; each "
+        f"scores the image, combined as the {ensemble.get('combine')}.",
+        "",
+        *table(
+            [
+                "member",
+                "model",
+                "seed",
+                "started from",
+                "training time (s)",
+                "test accuracy alone (plain view)",
+            ],
+            [
+                [
+                    m.get("name"),
+                    m.get("model"),
+                    m.get("seed"),
+                    m.get("started_from"),
+                    fmt(m.get("train_seconds"), 0),
+                    m.get("test_accuracy"),
+                ]
+                for m in ensemble.get("members", [])
+            ],
+        ),
+    ]
+
+
 def model_card(
     name: str,
     metadata: dict[str, Any],
@@ -170,7 +216,7 @@ def model_card(
         *table(
             ["field", "value"],
             [
-                ["architecture", metadata.get("model")],
+                ["architecture", _architecture(metadata)],
                 ["parameters", metadata.get("parameters")],
                 ["input", f"{metadata.get('image_size')}x{metadata.get('image_size')} RGB"],
                 ["input filter", (metadata.get("filter") or {}).get("name")],
@@ -193,9 +239,7 @@ def model_card(
         "",
         f"Command: `{command}` (the resolved config is `config.yaml` in this folder).",
         "",
-        f"Machine: {machine}. Training time: {fmt(training.get('train_seconds'), 0)} s over "
-        f"{training.get('epochs_completed')} epoch(s), best epoch {training.get('best_epoch')} "
-        "(learning curve: `figures/training_curves.png`).",
+        *_training_lines(metadata, training, machine),
         "",
         "## Test metrics",
         "",

@@ -14,6 +14,7 @@ import time
 
 import pytest
 from builders import assert_matches_openapi, image_bytes
+from conftest import tiny_overrides
 from PIL import Image
 
 from aiclassify.serving.app import create_app
@@ -79,6 +80,32 @@ def test_explain_without_model_keras_is_422(client):
     assert "run directory with model.keras" in assert_matches_openapi(response, "/predict")["error"]
     response = client.post("/predict?model=bare", data=image_bytes(), content_type="image/png")
     assert assert_matches_openapi(response, "/predict")["predictions"][0]["label"]
+
+
+def test_explain_with_a_model_without_convolutions_is_422_and_scoring_still_works(
+    tiny_run, demo_data, tmp_path
+):
+    from aiclassify.config import load_config
+    from aiclassify.train import train
+
+    members = f"[{tiny_run},{tiny_run}]"
+    config = load_config(
+        None, tiny_overrides(demo_data, **{"model.name": "ensemble", "model.members": members})
+    )
+    train(config, tmp_path / "ensemble")
+    application = create_app(
+        {"models": {"ensemble": str(tmp_path / "ensemble")}, "background_loading": False}
+    )
+    ensemble = application.test_client()
+    try:
+        response = ensemble.post("/predict?explain=true", data=image_bytes(), content_type="image/png")
+        assert response.status_code == 422
+        error = assert_matches_openapi(response, "/predict")["error"]
+        assert "explanations need a convolutional layer" in error and "no Conv2D layer" in error
+        response = ensemble.post("/predict", data=image_bytes(), content_type="image/png")
+        assert assert_matches_openapi(response, "/predict")["predictions"][0]["label"]
+    finally:
+        serving_state(application).registry.close()
 
 
 def test_bad_explain_value_is_400(client):

@@ -86,7 +86,10 @@ def _warn_unused(config: Config) -> None:
 def _load_splits(config: Config) -> tuple[DatasetSplits, list, int]:
     data, limit = config.data, config.classical.max_train_images
     splits = load_splits(
-        dataset_root(data, config.train.seed), data.val_fraction, data.test_fraction, config.train.seed
+        dataset_root(data, config.train.seed),
+        data.val_fraction,
+        data.test_fraction,
+        data.carve_seed(config.train.seed),
     )
     available = len(splits.splits["train"])
     splits.splits["train"] = balanced_sample(splits.splits["train"], limit)

@@ -41,7 +41,9 @@ def evaluation_splits(run_dir: Path, data_dir: Path | None = None) -> tuple[Path
     config = runs.read_config(run_dir)
     seed = config.train.seed
     root = Path(data_dir) if data_dir else dataset_root(config.data, seed)
-    found = load_splits(root, config.data.val_fraction, config.data.test_fraction, seed)
+    found = load_splits(
+        root, config.data.val_fraction, config.data.test_fraction, config.data.carve_seed(seed)
+    )
     splits = {name: drop_unreadable(found.splits[name])[0] for name in ("validation", "test")}
     return found.root, splits
 

@@ -27,9 +27,10 @@ from aiclassify.explain import (
     capped_size,
     grad_cam_input,
     grad_cam_of_input,
+    last_conv_layer,
     overlay_base,
 )
-from aiclassify.predict import Predictor
+from aiclassify.predict import ExplanationUnavailableError, Predictor
 from aiclassify.serving.decode_budget import BudgetedReader, DecodeClock
 from aiclassify.serving.errors import ApiError
 from aiclassify.serving.images import pace_decoding
@@ -55,18 +56,24 @@ class Explainer:
         took so far (its check and its decode into model input); TensorFlow's decode is checked after
         it, Pillow's at every read (:func:`~aiclassify.serving.images.pace_decoding`). Raises
         :class:`~aiclassify.predict.ExplanationUnavailableError` when the model has no ``model.keras``
-        to compute gradients with, before decoding anything.
+        to compute gradients with, or no convolutional layer to explain, before decoding anything.
         """
         clock = clock or DecodeClock(math.inf)
         with clock.paused(), self._lock:  # loading model.keras (on first use) decodes nothing
             keras_model = self.predictor.keras_model()
+        try:
+            layer_name = last_conv_layer(keras_model)
+        except ValueError as error:  # e.g. vit_b16, or an ensemble: its convolutions are inside members
+            raise ExplanationUnavailableError(
+                f"explanations need a convolutional layer to compute Grad-CAM at: {error}"
+            ) from None
         clock.check(upcoming_s=clock.spent_on_current())
         pixels, size = grad_cam_input(image_bytes, self.predictor.image_size)
         clock.check()
         base = _budgeted_overlay_base(image_bytes, capped_size(size[1], size[0], max_side), clock)
         with clock.paused():
             with self._lock:
-                heatmap, _, layer = grad_cam_of_input(keras_model, pixels, size, max_side=max_side)
+                heatmap, _, layer = grad_cam_of_input(keras_model, pixels, size, layer_name, max_side)
             overlay = blend_overlay(base, heatmap)
         return {"method": METHOD, "layer": layer, "overlay_png_b64": base64.b64encode(overlay).decode()}
 

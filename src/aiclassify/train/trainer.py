@@ -75,7 +75,9 @@ def prepare_data(
     data, train = config.data, config.train
     # fails fast on a bad name
     augment = make_augmenter(train.augment, augment_options(config), train.degrade)
-    splits = load_splits(dataset_root(data, train.seed), data.val_fraction, data.test_fraction, train.seed)
+    splits = load_splits(
+        dataset_root(data, train.seed), data.val_fraction, data.test_fraction, data.carve_seed(train.seed)
+    )
     skipped = []
     for name, samples in splits.splits.items():
         splits.splits[name], dropped = drop_unreadable(samples)
@@ -318,6 +320,10 @@ def train(config: Config, workdir: Path, overwrite: bool = False) -> dict[str, A
         from aiclassify.classical.run import train_classical
 
         return train_classical(config, Path(workdir), overwrite)
+    if config.model.name == "ensemble":
+        from aiclassify.train.ensemble_run import train_ensemble
+
+        return train_ensemble(config, Path(workdir), overwrite)
     has_gpu = bool(enable_gpu_memory_growth())
     # MultiWorkerMirroredStrategy configures TensorFlow's collective ops: before any other op runs.
     strategy = make_strategy(config.train.distribute)
