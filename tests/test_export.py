@@ -66,3 +66,21 @@ def test_every_model_trains_a_step_and_round_trips_through_the_export(tmp_path, 
     reloaded = tf.saved_model.load(str(tmp_path / "saved_model"))
     served = reloaded.signatures[BYTES_SIGNATURE](image_bytes=tf.constant(encoded_images))[OUTPUT_KEY]
     np.testing.assert_allclose(served.numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_large_weights_are_split_into_shards_that_load_back(tmp_path, encoded_images):
+    model = build_model("cnn5", 32)
+    shard_bytes = 4 * 1024 * 1024  # cnn5's 20 MB of weights, its largest tensor 9.4 MB
+    export_saved_model(model, tmp_path / "saved_model", 32, max_shard_bytes=shard_bytes)
+    shards = sorted((tmp_path / "saved_model" / "variables").glob("variables.data-*"))
+    assert len(shards) >= 5
+    assert all(path.stat().st_size <= shard_bytes for path in shards)
+    expected = model(tf.cast(decode_batch(tf.constant(encoded_images), 32), tf.float32)).numpy().ravel()
+    reloaded = tf.saved_model.load(str(tmp_path / "saved_model"))
+    served = reloaded.signatures[BYTES_SIGNATURE](image_bytes=tf.constant(encoded_images))[OUTPUT_KEY]
+    np.testing.assert_allclose(served.numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_shard_size_below_one_byte_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="Received: max_shard_bytes=0"):
+        export_saved_model(build_model("cnn_small2", 32), tmp_path / "saved_model", 32, max_shard_bytes=0)

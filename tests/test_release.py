@@ -77,7 +77,8 @@ def test_model_card_numbers_come_from_the_run_files(released, evaluated_copy):
     assert f"| JPEG q50 | {report['robustness'][1]['accuracy']:.4f} |" in card
     assert f"Temperature {calibration['temperature']:.4f}" in card
     assert "python -m aiclassify.train --config demo.yaml" in card and "test machine" in card
-    assert "saved_model/variables/variables.data-00000-of-00001" in card
+    assert "the weights: `saved_model/variables/variables.data-00000-of-00001`)" in card
+    assert "`model.keras` (the same weights, no optimizer state) is there for Grad-CAM." in card
     band = report["band"]["test"]
     assert (
         f"| test | {band['coverage']:.4f} | {band['confident_accuracy']:.4f} | {band['fpr']:.4f} "

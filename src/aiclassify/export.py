@@ -14,6 +14,9 @@ from aiclassify.preprocessing import decode_batch
 BYTES_SIGNATURE = "serving_default"
 PIXELS_SIGNATURE = "serve_pixels"
 OUTPUT_KEY = "probability_ai"
+MAX_SHARD_BYTES = 32 * 1024 * 1024
+"""The largest file of a SavedModel's variables: bigger weights are split across shards
+(``variables.data-0000i-of-0000n``), so every file stays within a release's 40 MB file limit."""
 
 
 def build_archive(model: keras.Model, image_size: int) -> keras.export.ExportArchive:
@@ -44,13 +47,20 @@ def build_archive(model: keras.Model, image_size: int) -> keras.export.ExportArc
     return archive
 
 
-def export_saved_model(model: keras.Model, destination: Path, image_size: int) -> Path:
-    """Write the SavedModel beside ``destination``, then move it into place."""
+def export_saved_model(
+    model: keras.Model, destination: Path, image_size: int, max_shard_bytes: int = MAX_SHARD_BYTES
+) -> Path:
+    """Write the SavedModel beside ``destination``, then move it into place; its variables are
+    written in shards of at most ``max_shard_bytes`` each (TensorFlow slices a larger tensor)."""
+    if max_shard_bytes < 1:
+        raise ValueError(f"max_shard_bytes must be positive. Received: max_shard_bytes={max_shard_bytes}")
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}-", dir=destination.parent))
     try:
-        build_archive(model, image_size).write_out(str(staging / "model"), verbose=False)
+        sharding = tf.train.experimental.MaxShardSizePolicy(max_shard_size=max_shard_bytes)
+        options = tf.saved_model.SaveOptions(experimental_sharding_callback=sharding)
+        build_archive(model, image_size).write_out(str(staging / "model"), options=options, verbose=False)
         previous = destination.with_name(f".{destination.name}-previous")
         if destination.exists():
             destination.rename(previous)

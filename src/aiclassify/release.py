@@ -3,7 +3,9 @@
 ``python -m aiclassify.release --run R --out models/x --command ... --machine ...``
 
 A release folder holds what the predictor loads (``metadata.json``, ``calibration.json``,
-``saved_model/``, and ``model.keras`` without optimizer state, for explanations), the run's
+``saved_model/``, its weights in shards within the file limit, and ``model.keras`` without
+optimizer state, for explanations, when Grad-CAM can explain the model: it has a convolutional
+layer of its own, which an ensemble or a ViT has not), the run's
 ``config.yaml``, ``report.json`` and ``figures/``, a ``MODEL_CARD.md`` written from those files
 only, and ``MANIFEST.json``: the sha256 of every file and the model's scores on a few reference
 images the project draws itself (``reference/``), so a test can prove that the shipped files are
@@ -85,7 +87,7 @@ def release(run_dir: Path, out: Path, command: str, machine: str, notes: str = "
         if (run_dir / runs.FIGURES_DIR).is_dir():
             shutil.copytree(run_dir / runs.FIGURES_DIR, staging / runs.FIGURES_DIR)
         if (run_dir / runs.MODEL_FILE).is_file():
-            _save_without_optimizer(run_dir / runs.MODEL_FILE, staging / runs.MODEL_FILE)
+            _save_explainable_model(run_dir / runs.MODEL_FILE, staging / runs.MODEL_FILE)
         predictor = Predictor.load(staging)
         images = reference_images(int(predictor.image_size))
         (staging / REFERENCE_DIR).mkdir()
@@ -96,7 +98,12 @@ def release(run_dir: Path, out: Path, command: str, machine: str, notes: str = "
         report = runs.read_json(staging / runs.REPORT_JSON)
         calibration = runs.read_json(staging / runs.CALIBRATION_FILE)
         metadata = runs.read_json(staging / runs.METADATA_FILE)
-        card = model_card(out.name, metadata, calibration, report, command, machine, notes)
+        weights = sorted(
+            str(path.relative_to(staging))
+            for path in (staging / runs.SAVED_MODEL_DIR).rglob("variables.data-*")
+        )
+        files = {"weights": weights, "keras_model": (staging / runs.MODEL_FILE).is_file()}
+        card = model_card(out.name, metadata, calibration, report, command, machine, notes, files)
         (staging / CARD_FILE).write_text(card)
         _check_sizes(staging)
         manifest = {
@@ -122,10 +129,17 @@ def release(run_dir: Path, out: Path, command: str, machine: str, notes: str = "
     return manifest
 
 
-def _save_without_optimizer(source: Path, destination: Path) -> None:
+def _save_explainable_model(source: Path, destination: Path) -> None:
+    """``source`` saved without optimizer state at ``destination`` when Grad-CAM can explain it."""
+    from aiclassify.explain import last_conv_layer
     from aiclassify.models import load_keras_model
 
-    load_keras_model(source).save(destination)
+    model = load_keras_model(source)
+    try:
+        last_conv_layer(model)
+    except ValueError:
+        return
+    model.save(destination)
 
 
 def _check_sizes(folder: Path, limit_mb: float = MAX_FILE_MB) -> None:
@@ -199,8 +213,10 @@ def model_card(
     command: str,
     machine: str,
     notes: str = "",
+    files: dict[str, Any] | None = None,
 ) -> str:
-    """The model card, every number taken from the run's own files."""
+    """The model card, every number taken from the run's own files; ``files``: the release's weight
+    files (``weights``, paths) and whether it ships ``model.keras`` (``keras_model``)."""
     test = report.get("test", {})
     dataset = metadata.get("dataset", {})
     training = report.get("training", {})
@@ -333,14 +349,24 @@ def model_card(
     lines += ["## Must not be used for", "", *[f"- {item}" for item in MISUSE], ""]
     if notes:
         lines += ["## Limits and next steps", "", notes.strip(), ""]
-    lines += [
-        "## Files",
-        "",
-        f"`{MANIFEST_FILE}` lists the sha256 of every file (the weights: "
-        "`saved_model/variables/variables.data-00000-of-00001`) and the scores on `reference/` images.",
-        "",
-    ]
+    lines += ["## Files", "", *_files_lines(files or {}), ""]
     return "\n".join(lines)
+
+
+def _files_lines(files: dict[str, Any]) -> list[str]:
+    weights = ", ".join(f"`{name}`" for name in files.get("weights", [])) or "none found"
+    lines = [
+        f"`{MANIFEST_FILE}` lists the sha256 of every file (the weights: {weights}) and the scores on "
+        "`reference/` images. The API serves `saved_model/`."
+    ]
+    if files.get("keras_model"):
+        lines.append(f"`{runs.MODEL_FILE}` (the same weights, no optimizer state) is there for Grad-CAM.")
+    else:
+        lines.append(
+            f"No `{runs.MODEL_FILE}`: Grad-CAM needs a convolutional layer of the model's own, which "
+            "this one has not (an ensemble's are inside its members), so explanations are not available."
+        )
+    return lines
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

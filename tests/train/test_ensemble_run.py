@@ -70,12 +70,23 @@ def test_the_ensemble_run_evaluates_and_ships_like_any_run(ensemble_run, tmp_pat
         runs.read_json(copy / runs.METRICS_FILE)["test"]["accuracy"]
     )
     assert (copy / runs.CALIBRATION_FILE).is_file()
-    release(copy, tmp_path / "general", "python -m aiclassify.train --config ensemble.yaml", "test machine")
+    manifest = release(
+        copy, tmp_path / "general", "python -m aiclassify.train --config ensemble.yaml", "test machine"
+    )
     card = (tmp_path / "general" / CARD_FILE).read_text()
     assert "| architecture | ensemble of 2 (cnn_small2, cnn_small2) |" in card
     assert "the members' own runs summed" in card and "mean of the members' logits" in card
     for member in runs.read_metadata(copy)["ensemble"]["members"]:
         assert f"| {member['name']} | cnn_small2 | {member['seed']} | none |" in card
+    # Grad-CAM cannot explain an ensemble, so its model.keras (every member's weights again) stays out
+    assert not (tmp_path / "general" / runs.MODEL_FILE).exists()
+    assert "No `model.keras`: Grad-CAM needs a convolutional layer" in card
+    images = [(tmp_path / "general" / item["image"]).read_bytes() for item in manifest["reference"]]
+    np.testing.assert_allclose(
+        Predictor.load(tmp_path / "general").probabilities(images),
+        [item["probability_ai"] for item in manifest["reference"]],
+        atol=1e-6,
+    )
 
 
 def test_a_member_with_another_validation_split_is_refused(tmp_path, demo_data, tiny_run):
