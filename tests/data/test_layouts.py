@@ -108,3 +108,15 @@ def test_half_extracted_split_is_an_error_not_a_silent_carve(tmp_path):
     make_images(tmp_path / "train" / "FAKE", 4)
     with pytest.raises(LayoutError, match=r"test/ holds \['REAL'\]"):
         load_splits(tmp_path, 0.2, 0.2, seed=0)
+
+
+def test_a_folder_of_one_class_lists_its_images_with_that_label(tmp_path):
+    from aiclassify.data.layouts import single_class_samples
+
+    make_images(tmp_path / "ood" / "Fake", 3)
+    samples = single_class_samples(tmp_path / "ood")
+    assert [sample.label for sample in samples] == [1, 1, 1]
+    assert all(Path(sample.path).parent.name == "Fake" for sample in samples)
+    make_images(tmp_path / "both" / "real", 1)
+    make_images(tmp_path / "both" / "fake", 1)
+    assert single_class_samples(tmp_path / "both") is None  # a dataset of both classes is not one class

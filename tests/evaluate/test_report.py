@@ -36,8 +36,10 @@ def evaluated(run_copy, demo_data) -> tuple[Path, dict, dict]:
     from aiclassify.evaluate.cli import main
 
     before = (run_copy / "metadata.json").read_bytes()
-    ood = f"demo-all={demo_data}"
-    arguments = ["--run", str(run_copy), "--ood", ood, "--grid-images", "8", "--band-fpr", "0.05"]
+    fakes_only = run_copy.parent / "fakes-only"  # a set of one class, as from another generator
+    shutil.copytree(demo_data / "fake", fakes_only / "fake")
+    ood = ["--ood", f"demo-all={demo_data}", "--ood", f"demo-fakes={fakes_only}"]
+    arguments = ["--run", str(run_copy), *ood, "--grid-images", "8", "--band-fpr", "0.05"]
     assert main([*arguments, "--band-confidence", "0.5"]) == 0
     return run_copy, json.loads((run_copy / "report.json").read_text()), before
 
@@ -208,6 +210,9 @@ def test_robustness_tiers_and_ood_sets(evaluated):
     for row in rows.values():
         assert 0.0 <= row["accuracy"] <= 1.0 and row["examples"] == report["data"]["test_examples"]
     assert report["ood"]["demo-all"]["examples"] == 48
+    fakes = report["ood"]["demo-fakes"]
+    assert fakes["examples"] == 24 and fakes["roc_auc"] is None
+    assert fakes["accuracy"] == pytest.approx(fakes["recall"])  # every image is AI: the share caught
 
 
 def test_robustness_transforms_return_decodable_images(demo_data):

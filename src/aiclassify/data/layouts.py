@@ -74,6 +74,18 @@ def class_dirs(directory: Path) -> dict[str, Path] | None:
     return found if len(found) == 2 else None
 
 
+def single_class_samples(directory: Path) -> list[Sample] | None:
+    """Every image of the one class folder directly inside ``directory`` (``real`` or ``fake``, not
+    both: e.g. a set of fakes from another generator, for out-of-distribution checks), else None."""
+    children = {child.name.lower(): child for child in _subdirs(directory)}
+    found = [(0, children[name]) for name in sorted(REAL_NAMES & children.keys())]
+    found += [(1, children[name]) for name in sorted(FAKE_NAMES & children.keys())]
+    if len(found) != 1:
+        return None
+    label, folder = found[0]
+    return [Sample(path, label) for path in list_images(folder)]
+
+
 def split_dirs(directory: Path) -> dict[str, Path] | None:
     """Map split names to split folders inside ``directory`` that each hold both class folders."""
     found = {

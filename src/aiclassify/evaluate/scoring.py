@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from aiclassify import runs
-from aiclassify.data.layouts import Sample, load_splits
+from aiclassify.data.layouts import Sample, load_splits, single_class_samples
 from aiclassify.data.sources import dataset_root
 from aiclassify.data.validate import drop_unreadable
 from aiclassify.predict import Predictor
@@ -49,9 +49,12 @@ def evaluation_splits(run_dir: Path, data_dir: Path | None = None) -> tuple[Path
 
 
 def folder_samples(directory: Path, seed: int = 0) -> list[Sample]:
-    """Every readable image of a dataset folder (all of its splits), for out-of-distribution sets."""
-    found = load_splits(Path(directory), 0.0, 0.0, seed)
-    samples = [sample for split in found.splits.values() for sample in split]
+    """Every readable image of a dataset folder (all of its splits), or of a folder holding a
+    single class folder (``fake/`` or ``real/`` alone), for out-of-distribution sets."""
+    samples = single_class_samples(Path(directory))
+    if samples is None:
+        found = load_splits(Path(directory), 0.0, 0.0, seed)
+        samples = [sample for split in found.splits.values() for sample in split]
     return drop_unreadable(samples)[0]
 
 
