@@ -40,12 +40,14 @@ ModelName = Literal[
     "resnet18",
     "vit_b16",
     "logistic_pixels",
+    "cooccurrence_logistic",
     "backbone_svm",
     "ensemble",
 ]
-"""``model.name``: the registered architectures (see :mod:`aiclassify.models`); ``logistic_pixels``
-and ``backbone_svm`` are fitted by scikit-learn, not by gradient descent (:mod:`aiclassify.classical`);
-``ensemble`` averages the finished runs ``model.members`` (:mod:`aiclassify.ensemble`)."""
+"""``model.name``: the registered architectures (see :mod:`aiclassify.models`); ``logistic_pixels``,
+``cooccurrence_logistic`` and ``backbone_svm`` are fitted by scikit-learn, not by gradient descent
+(:mod:`aiclassify.classical`); ``ensemble`` averages the finished runs ``model.members``
+(:mod:`aiclassify.ensemble`)."""
 FeatureBackbone = Literal["resnet18", "resnet50", "vgg16", "efficientnetb0", "densenet121", "vit_b16"]
 """``model.feature_backbone``: the frozen backbone whose pooled features ``backbone_svm`` classifies."""
 Padding = Literal["same", "valid"]
@@ -261,9 +263,10 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class ClassicalConfig:
-    """How the scikit-learn baselines (``model.name`` logistic_pixels, backbone_svm) are fitted.
+    """How the scikit-learn baselines (``model.name`` logistic_pixels, cooccurrence_logistic,
+    backbone_svm) are fitted.
 
-    Both fit once on a seeded, class-balanced sample of at most ``max_train_images`` clean training
+    Each fits once on a seeded, class-balanced sample of at most ``max_train_images`` clean training
     images (no ``train.augment`` or ``train.degrade``); an RBF SVC's fit time and kernel memory grow
     with the square of that number. A grid of more than one candidate is searched by
     ``GridSearchCV`` with ``cv_folds`` stratified, seeded folds on accuracy, then refitted on the

@@ -412,4 +412,4 @@ cnn_small4 = _register_cnn_small(4)
 from aiclassify import backbones, ensemble  # noqa: E402, F401
 
 # So do the scikit-learn baselines' Keras forms (their custom layers too, for load_keras_model).
-from aiclassify.classical import keras_models  # noqa: E402, F401
+from aiclassify.classical import cooccurrence, keras_models  # noqa: E402, F401

@@ -1,6 +1,9 @@
 """The classical baselines of the literature, fitted by scikit-learn and served as Keras models.
 
 - ``logistic_pixels``: ``LogisticRegression`` on the standardised, flattened 0-1 pixels.
+- ``cooccurrence_logistic``: ``LogisticRegression`` on the standardised co-occurrence histograms of
+  quantised second-order residuals of RGB, Cb, Cr and saturation, plus a saturation histogram
+  (:mod:`aiclassify.classical.cooccurrence`).
 - ``backbone_svm``: an RBF ``SVC`` on the standardised pooled features of a frozen CNN
   (``model.feature_backbone``, default ``resnet18``, with ``model.pretrained``).
 
@@ -12,5 +15,5 @@ float32 sigmoid P(AI-generated) out; :mod:`aiclassify.classical.keras_models`), 
 SavedModel export, evaluation, comparison and serving are those of every other model.
 """
 
-CLASSICAL_MODELS = ("logistic_pixels", "backbone_svm")
+CLASSICAL_MODELS = ("logistic_pixels", "cooccurrence_logistic", "backbone_svm")
 """The ``model.name`` values fitted by scikit-learn."""

@@ -1,6 +1,6 @@
 """The classical baselines as Keras Functional models, and their fitted scikit-learn parameters.
 
-Both take raw 0-255 RGB pixels and return a float32 sigmoid P(AI-generated) in the layer named
+They take raw 0-255 RGB pixels and return a float32 sigmoid P(AI-generated) in the layer named
 ``probability_ai``, like every registered model, so they export and serve the same way. The part
 that turns pixels into features (``flatten`` / ``features``) is ordinary Keras; the fitted part is
 two registered layers, :class:`Standardize` (a ``StandardScaler``) and :class:`RBFKernelDecision`
@@ -145,7 +145,8 @@ def features_of(model: keras.Model) -> keras.Model:
 
 
 def set_logistic_weights(model: keras.Model, scaler: Any, logistic: Any) -> keras.Model:
-    """Write a fitted ``StandardScaler`` and binary ``LogisticRegression`` into ``logistic_pixels``."""
+    """Write a fitted ``StandardScaler`` and binary ``LogisticRegression`` into a logistic model
+    (``logistic_pixels``, ``cooccurrence_logistic``: a :class:`Standardize` then ``probability_ai``)."""
     model.get_layer(STANDARDIZE_LAYER).set_weights([scaler.mean_, scaler.scale_])
     model.get_layer(OUTPUT_LAYER).set_weights([logistic.coef_.T, logistic.intercept_])
     return model

@@ -1,12 +1,14 @@
 """A classical baseline's run: images -> features -> scikit-learn fit -> Keras model -> run directory.
 
-:func:`aiclassify.train.train` hands ``model.name`` ``logistic_pixels`` and ``backbone_svm`` here. The
-run directory is a Keras run's: ``config.yaml``, ``model.keras``, ``metrics.json`` (validation and test
-metrics of the Keras model, ``train_seconds``; no epochs), ``saved_model/`` and ``metadata.json``,
-whose ``classical`` section records the sample size, the chosen hyperparameters and the grid search.
-There is no ``history.csv``: a fit has no epochs. Images come through the project's tf.data pipeline
+:func:`aiclassify.train.train` hands the ``model.name`` values of
+:data:`aiclassify.classical.CLASSICAL_MODELS` here. The run directory is a Keras run's: ``config.yaml``,
+``model.keras``, ``metrics.json`` (validation and test metrics of the Keras model, ``train_seconds``;
+no epochs), ``saved_model/`` and ``metadata.json``, whose ``classical`` section records the sample
+size, the chosen hyperparameters and the grid search. There is no ``history.csv``: a fit has no
+epochs. Images come through the project's tf.data pipeline
 (:func:`aiclassify.data.pipeline.make_dataset`), clean: ``train.augment`` and ``train.degrade`` are
-not used. Everything runs in float32 (the fitted layers in float64), whatever ``train.precision`` says.
+not used. Everything runs in float32 (the fitted layers and the co-occurrence features in float64),
+whatever ``train.precision`` says.
 """
 
 from __future__ import annotations
@@ -23,7 +25,12 @@ import tensorflow as tf
 
 from aiclassify import runs
 from aiclassify.classical.fit import PLATT_METHOD, fit_logistic, fit_platt, fit_svm
-from aiclassify.classical.keras_models import features_of, fitted_svm_model, set_logistic_weights
+from aiclassify.classical.keras_models import (
+    FEATURES_LAYER,
+    features_of,
+    fitted_svm_model,
+    set_logistic_weights,
+)
 from aiclassify.config import Config
 from aiclassify.data.layouts import DatasetSplits, Sample, load_splits
 from aiclassify.data.pipeline import make_dataset
@@ -39,6 +46,11 @@ from aiclassify.train.trainer import KERAS_DATASET_NOISE, predict_split
 logger = logging.getLogger("aiclassify.train")
 
 PRECISION = "float32"
+LOGISTIC_FEATURES = {
+    "logistic_pixels": lambda model: "flattened pixels / 255",
+    "cooccurrence_logistic": lambda model: model.get_layer(FEATURES_LAYER).description(),
+}
+"""The logistic-regression baselines, each with what metadata.json says its model's features are."""
 
 
 def balanced_sample(samples: list[Sample], limit: int) -> list[Sample]:
@@ -145,11 +157,11 @@ def _fit(
     x, y = feature_arrays(features, datasets["train"])
     logger.info("Fitting %s on %d images x %d features", config.model.name, x.shape[0], x.shape[1])
     summary: dict[str, Any] = {"train_images": int(x.shape[0])}
-    if config.model.name == "logistic_pixels":
+    if config.model.name in LOGISTIC_FEATURES:
         fit = fit_logistic(x, y, config.classical, train.seed)
         model = set_logistic_weights(model, fit.scaler, fit.estimator)
         summary["estimator"] = "StandardScaler + LogisticRegression (lbfgs, L2)"
-        summary["features"] = f"flattened pixels / 255 ({x.shape[1]})"
+        summary["features"] = f"{LOGISTIC_FEATURES[config.model.name](model)} ({x.shape[1]})"
     else:
         fit = fit_svm(x, y, config.classical, train.seed)
         val_x, val_y = feature_arrays(features, datasets["validation"])
